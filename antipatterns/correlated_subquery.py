@@ -1,0 +1,82 @@
+"""Correlated scalar subquery in the select list
+
+## What it is
+
+A scalar subquery in the `SELECT` list that refers to a column of the outer row, such as a
+running total of tokens computed per message by summing every earlier message of the same
+conversation. It reads naturally and returns the right answer, but it is evaluated once for every
+row the outer query produces, and each evaluation rescans rows the previous one already read.
+
+## Why it hurts
+
+The planner does not turn a correlated scalar subquery in the target list into a join (it pulls
+up `EXISTS` and `IN` in `WHERE` into semi-joins, not this). It plans it as a `SubPlan` whose
+outer columns are passed in as parameters, and the executor re-runs that plan for every outer
+row. For a running total each run reads all earlier rows of the conversation, so N messages cost
+N(N+1)/2 row visits, 50 million for 10,000 messages, even when an index on
+`(conversation_id, created_at)` serves every run; without one, each run scans the whole table.
+Results are not cached between runs, so the same pages are read again and again.
+
+## What you see under load
+
+Latency that grows with the square of the data: ten times more messages in a conversation makes
+its page roughly a hundred times slower, and the largest conversations own the p99. The backend
+is `active` in `pg_stat_activity` with no wait event (it is on CPU). In `pg_stat_statements` the
+query has a high `mean_exec_time` and far more `shared_blks_hit` per call than rows returned.
+`EXPLAIN (ANALYZE, BUFFERS)` shows `SubPlan 1` under the outer node, its child nodes reporting
+`loops=` equal to the number of outer rows.
+
+## How pglab detects it
+
+Static: a scalar subquery in the select list whose `WHERE` references a column of a table in the
+outer query's `FROM`. Runtime: a `SubPlan` whose `loops` is close to the number of rows of the
+outer node it hangs from.
+
+## The fix
+
+Compute the value in one pass. A running total is a window function: one `WindowAgg` over input
+sorted by `created_at` (by a Sort or an index) that carries the sum forward row by row. With
+`ORDER BY` and no frame clause the frame is `RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW`,
+which includes rows with the same `created_at`, exactly like `<=` in the subquery. A window sees
+only rows that passed `WHERE`: to page through the result, compute it in a subquery and filter
+outside. A per-row aggregate of another table (message count per conversation) becomes a join
+against that table aggregated once with `GROUP BY`.
+
+## Example
+
+### Naive
+
+```sql
+SELECT m.id, m.body, m.token_count,
+       (SELECT sum(m2.token_count)
+          FROM messages m2
+         WHERE m2.conversation_id = m.conversation_id
+           AND m2.created_at <= m.created_at) AS running_tokens
+FROM messages m
+WHERE m.conversation_id = $1
+ORDER BY m.created_at;
+```
+
+### Fixed
+
+```sql
+SELECT id, body, token_count,
+       sum(token_count) OVER (ORDER BY created_at) AS running_tokens
+FROM messages
+WHERE conversation_id = $1
+ORDER BY created_at;  -- one WindowAgg, no SubPlan
+```
+
+## References
+
+- https://www.postgresql.org/docs/current/tutorial-window.html
+- https://www.postgresql.org/docs/current/sql-expressions.html#SYNTAX-WINDOW-FUNCTIONS
+- https://www.postgresql.org/docs/current/sql-expressions.html#SQL-SYNTAX-SCALAR-SUBQUERIES
+- https://www.postgresql.org/docs/current/using-explain.html
+"""
+
+CODE = "PGL002"
+CATEGORY = "query-shape"
+STATIC_SIGNAL = "scalar subquery in the select list that references a column of the outer row"
+RUNTIME_SIGNAL = "SubPlan whose loops are about equal to the rows of its outer node"
+FIX_HINT = "rewrite as a window function (running totals) or a join to a GROUP BY (per-row aggregates)"

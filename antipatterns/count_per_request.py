@@ -1,0 +1,92 @@
+"""COUNT(*) on every request
+
+## What it is
+
+A `count(*)` run on every request, usually from middleware or a per-request hook: the unread
+notification badge, a "you have N messages" header. It runs on API calls that never display it,
+and its cost grows with the rows being counted: cheap for a new user, expensive for the power
+users who also make the most requests.
+
+## Why it hurts
+
+Postgres keeps no row count per table or per predicate: under MVCC each transaction may see a
+different set of rows, so `count(*)` must visit every qualifying row and check its visibility.
+The best plan is an `Index Only Scan`, which still reads every matching index entry, and on heap
+pages not marked all-visible in the visibility map (common on a write-heavy table like
+notifications) it visits the heap as well (`Heap Fetches`). The cost is linear in the matching
+rows, and middleware multiplies it by the total request rate, not by the page views that show the
+number. Every endpoint, however cheap, pays it and holds a pooled connection for it.
+
+## What you see under load
+
+A latency floor under every endpoint, and one statement at the top of `pg_stat_statements` by
+`calls` (about the total number of requests) and by `total_exec_time`, with `shared_blks_hit`
+per call growing with the biggest users' row counts. `EXPLAIN (ANALYZE, BUFFERS)` shows an
+`Aggregate` over an `Index Only Scan` with many `Heap Fetches`, or over a `Bitmap Heap Scan` or
+`Seq Scan`. Removing the middleware lowers the latency of every endpoint at once.
+
+## How pglab detects it
+
+Static: a `count(*)` query executed from middleware or a per-request hook (a function registered
+to run on every request). Runtime: a count statement at the top of `pg_stat_statements` ranked by
+calls x time (`total_exec_time`), with calls of the order of the request count.
+
+## The fix
+
+Take it off the hot path. Maintain the count on write: a per-user counter column updated in the
+same transaction as the change, always atomically (`unread_count = unread_count + 1`, see
+counter_race), and read with a one-row lookup only by the endpoint that shows it. Every path that
+inserts, marks read or deletes notifications (retention jobs too) must keep it in step; a single
+global counter row would become a hot spot (see write_contention). Or, simpler, drop it from the
+middleware and count only where it is shown, capped for a "99+" badge:
+`SELECT count(*) FROM (SELECT 1 FROM notifications WHERE ... LIMIT 100) s`.
+
+## Example
+
+### Naive
+
+```python
+@app.middleware("http")
+async def unread_badge(request, call_next):
+    async with pool.connection() as conn:  # every request, every endpoint
+        cur = await conn.execute(
+            "SELECT count(*) FROM notifications WHERE user_id = %s AND read_at IS NULL",
+            (request.state.user_id,))
+        (request.state.unread,) = await cur.fetchone()
+    return await call_next(request)
+```
+
+### Fixed
+
+```python
+# no middleware: the count is kept on write and read only by the badge endpoint
+async def notify(conn, user_id, message_id):
+    async with conn.transaction():
+        await conn.execute("INSERT INTO notifications (user_id, message_id) VALUES (%s, %s)",
+                           (user_id, message_id))
+        await conn.execute("UPDATE users SET unread_count = unread_count + 1 WHERE id = %s",
+                           (user_id,))
+
+async def mark_read(conn, user_id, notification_id):
+    async with conn.transaction():
+        cur = await conn.execute("UPDATE notifications SET read_at = now()"
+                                 " WHERE id = %s AND user_id = %s AND read_at IS NULL",
+                                 (notification_id, user_id))
+        if cur.rowcount:
+            await conn.execute("UPDATE users SET unread_count = unread_count - 1"
+                               " WHERE id = %s", (user_id,))
+```
+
+## References
+
+- https://www.postgresql.org/docs/current/indexes-index-only-scans.html
+- https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-VISIBILITY-MAP
+- https://www.postgresql.org/docs/current/pgstatstatements.html
+- https://www.psycopg.org/psycopg3/docs/basic/transactions.html
+"""
+
+CODE = "PGL008"
+CATEGORY = "round-trips"
+STATIC_SIGNAL = "count(*) query executed from middleware or a per-request hook"
+RUNTIME_SIGNAL = "a count query at the top of pg_stat_statements by calls x total time"
+FIX_HINT = "maintain a counter on write, or drop count(*) from the hot path (count only where shown)"

@@ -1,0 +1,83 @@
+"""Foreign key column without an index
+
+## What it is
+
+A child table references a parent (`messages.conversation_id REFERENCES conversations (id)`) but
+no index has the foreign-key column as its leading key. Postgres requires a unique index on the
+referenced (parent) columns, but it never creates one on the referencing (child) columns, so
+this gap appears by default in every schema that does not add it by hand.
+
+## Why it hurts
+
+Inserting a child row is cheap: the foreign-key trigger probes the parent's unique index. The
+reverse direction is the problem. When a parent row is deleted, or its key updated, a system
+trigger runs once per affected parent row and queries the child: `SELECT 1 FROM ONLY messages x
+WHERE conversation_id = $1 FOR KEY SHARE OF x` for NO ACTION/RESTRICT, or a DELETE (or UPDATE)
+of the matching children for CASCADE (or SET NULL). With no index on `conversation_id`, each of
+those queries is a sequential scan of the whole child table: deleting 1,000 conversations reads
+the messages table 1,000 times, all inside the deleting transaction, which keeps its row locks
+(and the xmin horizon) the whole time. Joins and "children of this parent" queries lack an index
+path too.
+
+## What you see under load
+
+Deletes of parent rows (conversations, users) that take seconds or minutes although they touch a
+handful of rows. `EXPLAIN ANALYZE` of the DELETE shows a cheap plan followed by a line such as
+`Trigger for constraint messages_conversation_id_fkey: time=48210.512 calls=1000` that holds
+almost all of the time. `pg_stat_user_tables.seq_scan` on the child rises by one per deleted
+parent row and `seq_tup_read` by the child's size each time. The trigger queries are nested, so
+`pg_stat_statements` shows them only with `pg_stat_statements.track = all`; by default their
+time is inside the DELETE. Other sessions wait on the locked rows (`wait_event_type = 'Lock'`).
+
+## How pglab detects it
+
+Static: a foreign-key column (or column set) on the child table that is not the leading key of
+any index on that table (schema from migrations/DDL or the live catalog with `--dsn`). Runtime:
+sequential scans on the child table while parents are deleted or joined: `seq_scan` /
+`seq_tup_read` growth on the child, and FK trigger time dominating `EXPLAIN ANALYZE` of parent
+deletes.
+
+## The fix
+
+Index the foreign-key column on the child, concurrently so writes continue during the build. A
+composite index that leads with the FK column serves too, and is often the better choice:
+`(conversation_id, created_at)` also serves "latest messages of a conversation". For a
+multi-column foreign key, all its columns must lead the index.
+
+## Example
+
+### Naive
+
+```sql
+CREATE TABLE messages (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    conversation_id bigint NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    body text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+-- one full scan of messages per deleted conversation, inside the FK trigger
+DELETE FROM conversations WHERE archived_at < now() - interval '1 year';
+```
+
+### Fixed
+
+```sql
+CREATE INDEX CONCURRENTLY messages_conversation_id_created_at_idx
+    ON messages (conversation_id, created_at);
+-- the FK trigger now uses an index scan per deleted conversation
+DELETE FROM conversations WHERE archived_at < now() - interval '1 year';
+```
+
+## References
+
+- https://www.postgresql.org/docs/current/ddl-constraints.html#DDL-CONSTRAINTS-FK
+- https://www.postgresql.org/docs/current/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY
+- https://www.postgresql.org/docs/current/using-explain.html
+- https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW
+"""
+
+CODE = "PGL024"
+CATEGORY = "indexing"
+STATIC_SIGNAL = "foreign-key column (or column set) that is not the leading key of any index"
+RUNTIME_SIGNAL = "seq scans on the child during parent deletes/joins; FK trigger time in EXPLAIN"
+FIX_HINT = "CREATE INDEX CONCURRENTLY on the FK column (or a composite index led by it)"

@@ -1,0 +1,78 @@
+"""Missing index on a filter or join column
+
+## What it is
+
+A query filters or joins on a column that no index can serve: no index has that column as its
+first (leading) key. Postgres has no choice but to read the whole table and test every row.
+It is the most common performance bug in application code, because on a developer's laptop the
+table holds a few hundred rows and every plan is fast.
+
+## Why it hurts
+
+Without an index the planner's only access path is a sequential scan: every heap page of the
+table is read (from shared buffers if you are lucky, from disk if not) and the `WHERE` clause is
+evaluated for every tuple, visible or dead. The cost grows linearly with the table, not with the
+result: a lookup that returns one row out of ten million reads ten million rows. Each such scan
+also pushes useful pages out of shared buffers, slowing every other query. A B-tree index turns
+the same lookup into a descent of three or four pages. A multi-column index only helps when the
+filtered column is its leading key; an index on `(a, b)` does not serve `WHERE b = $1`.
+
+## What you see under load
+
+Latency that grows with the data, not with the traffic, then collapses under concurrency: each
+request burns a CPU core for the length of a full scan, so throughput flattens at roughly
+`cores / scan time` and p99 climbs without bound. `pg_stat_user_tables.seq_tup_read` grows by the
+table size per call; `EXPLAIN (ANALYZE, BUFFERS)` shows a `Seq Scan` with a `Filter` and a huge
+`Rows Removed by Filter`, and `shared read` buffers once the table outgrows memory.
+
+## How pglab detects it
+
+Static: a column used in a `WHERE` equality/range or a `JOIN ... ON` condition that is not the
+leading key of any index, on a table whose schema pglab knows (from migrations, DDL in the
+checked code, or the live catalog with `--dsn`). Runtime: a `Seq Scan` (or an index scan with a
+heavy `Filter`) on a table of at least ~10k rows whose Filter removes most of the rows read
+(warn at 50 %, error at 90 %, and at least 1,000 rows removed across loops), and a growing
+`seq_tup_read` between two snapshots of `pg_stat_user_tables`.
+
+## The fix
+
+Create a B-tree index led by the filtered column, concurrently so writes are not blocked while
+it builds. When a query filters on several columns, put the equality columns first and the range
+or sort column last. Check the plan afterwards: the `Seq Scan` becomes an `Index Scan` or a
+`Bitmap Heap Scan`, and rows read drop to roughly rows returned.
+
+## Example
+
+### Naive
+
+```sql
+CREATE TABLE messages (
+    id bigserial PRIMARY KEY,
+    conversation_id bigint NOT NULL,
+    body text NOT NULL
+);
+-- every call reads the whole table
+SELECT id, body FROM messages WHERE conversation_id = $1;
+```
+
+### Fixed
+
+```sql
+CREATE INDEX CONCURRENTLY messages_conversation_id_idx ON messages (conversation_id);
+SELECT id, body FROM messages WHERE conversation_id = $1;  -- Index Scan
+```
+
+## References
+
+- https://www.postgresql.org/docs/current/indexes-intro.html
+- https://www.postgresql.org/docs/current/indexes-multicolumn.html
+- https://www.postgresql.org/docs/current/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY
+- https://www.postgresql.org/docs/current/using-explain.html
+- https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW
+"""
+
+CODE = "PGL001"
+CATEGORY = "indexing"
+STATIC_SIGNAL = "predicate or join column that is not the leading key of any index"
+RUNTIME_SIGNAL = "Seq Scan whose Filter discards most rows of a large table; seq_tup_read growth"
+FIX_HINT = "CREATE INDEX CONCURRENTLY on the filtered column (equality columns first, then range/sort)"

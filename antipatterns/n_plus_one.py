@@ -1,0 +1,84 @@
+"""N+1 queries: one query per row of another query
+
+## What it is
+
+Code fetches a list with one query, then loops over the rows and runs another query for each:
+a user's notifications, then the message and its author for every notification. One request
+becomes 1 + N statements. ORMs do it silently through lazy-loaded relations; in hand-written
+code it is a `conn.execute` inside a `for` loop.
+
+## Why it hurts
+
+Each statement is a full round trip: the client sends it and waits; the backend parses and plans
+it (unless prepared), takes a snapshot, starts the executor, runs a tiny index lookup and sends
+the result back. For a one-row lookup that fixed overhead plus network latency is nearly all the
+cost, and it is paid N times in sequence. The pooled connection stays checked out for the whole
+loop. And the server cannot optimise across statements: fifty separate index probes never become
+one join, one hash or one ordered pass over the index.
+
+## What you see under load
+
+Request latency far above the database time of any single query, growing with the rows shown.
+In `pg_stat_statements` the inner query has `calls` many times the request count, a tiny
+`mean_exec_time` and a large `total_exec_time`. In `pg_stat_activity` connections flip between
+`active` and `idle` (or `idle in transaction`) with wait event `ClientRead`: the backend is
+waiting for the client's next statement. Pool waits rise and throughput flattens early while
+database CPU looks modest.
+
+## How pglab detects it
+
+Static: a query executed inside a loop over the rows of another query, with a parameter taken
+from the loop variable. Runtime: the same fingerprint (pglast fingerprint, after `%s` becomes
+`$n`) from the same call site at least 5 times in one unit of work (a test, a request), and a
+fingerprint whose calls in `pg_stat_statements` far exceed the request count.
+
+## The fix
+
+Fetch the related rows in the same statement with a `JOIN`, and let the planner choose a nested
+loop, hash or merge join over all of them at once. When the keys come from a separate step (a
+cache miss, another service), batch them into one query, `WHERE id = ANY(%s)` with a Python list,
+which psycopg sends as one array parameter (an empty list works too, unlike `IN ()`), and match
+the rows up in Python. Pipeline mode saves round trips but still runs N statements.
+
+## Example
+
+### Naive
+
+```python
+def list_notifications(conn, user_id):
+    notes = conn.execute(
+        "SELECT id, message_id, created_at FROM notifications"
+        " WHERE user_id = %s ORDER BY created_at DESC LIMIT 50", (user_id,)).fetchall()
+    result = []
+    for note_id, message_id, created_at in notes:  # 1 + 50 round trips per request
+        body, author = conn.execute(
+            "SELECT m.body, u.name FROM messages m JOIN users u ON u.id = m.author_id"
+            " WHERE m.id = %s", (message_id,)).fetchone()
+        result.append((note_id, created_at, body, author))
+    return result
+```
+
+### Fixed
+
+```python
+def list_notifications(conn, user_id):
+    return conn.execute(  # one round trip
+        "SELECT n.id, n.created_at, m.body, u.name FROM notifications n"
+        " JOIN messages m ON m.id = n.message_id JOIN users u ON u.id = m.author_id"
+        " WHERE n.user_id = %s ORDER BY n.created_at DESC LIMIT 50", (user_id,)).fetchall()
+```
+
+## References
+
+- https://www.postgresql.org/docs/current/queries-table-expressions.html#QUERIES-JOIN
+- https://www.postgresql.org/docs/current/functions-comparisons.html
+- https://www.postgresql.org/docs/current/pgstatstatements.html
+- https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ACTIVITY-VIEW
+- https://www.psycopg.org/psycopg3/docs/basic/adapt.html
+"""
+
+CODE = "PGL007"
+CATEGORY = "round-trips"
+STATIC_SIGNAL = "query executed inside a loop over rows, parameterised by the loop variable"
+RUNTIME_SIGNAL = "same fingerprint called far more often than requests (>= 5 per unit of work)"
+FIX_HINT = "fetch the related rows with a JOIN, or in one batch with WHERE id = ANY(%s)"

@@ -1,0 +1,81 @@
+"""Function or cast on an indexed column in a predicate
+
+## What it is
+
+A `WHERE` clause that wraps an indexed column in a function, a cast or arithmetic before
+comparing it: `lower(email) = $1`, `created_at::date = $1`, `date(created_at) = $1`,
+`id::text = $1`, `created_at + interval '1 day' > now()`. The column has an index, the query looks
+like it should use it, and it does not: the predicate is not "sargable" (usable as a search
+argument).
+
+## Why it hurts
+
+A B-tree on `email` stores the values of `email`. The planner can use it only for a clause of the
+form `indexed_expression operator value`, where the expression is exactly what the index stores
+and the operator belongs to the index's operator class. `lower(email)` is a different
+expression, so the index does not match and the only path is a sequential scan that calls
+`lower()` on every row. The same happens implicitly when a parameter's type forces a cast of the
+column: a `bigint` column compared with a `numeric` value is cast to `numeric`. The planner also
+has no statistics for the expression, so its row estimates fall back to defaults and can mislead
+the rest of the plan.
+
+## What you see under load
+
+A lookup that should take microseconds (login by email, messages of one day) scales with the
+table and burns CPU on function calls. `EXPLAIN` shows a `Seq Scan` with
+`Filter: (lower(email) = 'bob@example.com'::text)` although `users_email_key` exists; in
+`pg_stat_user_indexes` that index's `idx_scan` stays flat while `seq_scan` and `seq_tup_read`
+climb in `pg_stat_user_tables`. `pg_stat_statements` shows the query with high shared blocks per
+call for a single returned row.
+
+## How pglab detects it
+
+Static: a comparison whose column side is wrapped in a function or cast (`lower(col) = ...`,
+`col::text = ...`, `date(col) = ...`) when the column is indexed and no expression index matches
+that expression. Runtime: a `Seq Scan` on a table whose filtered column has an index, with the
+column inside a function or cast in the Filter.
+
+## The fix
+
+Index the expression the query uses: `CREATE INDEX ... ON users (lower(email))`; the query must
+use the same expression, and `ANALYZE` then gathers statistics on it too. Or normalise the data
+so the predicate can use the bare column: store emails lower-cased (a check constraint or a
+generated column), or use the `citext` type. Casts usually belong on the value, not the column:
+`id = $1::bigint`, not `id::text = $1`. For dates, compare a range on the raw column,
+`created_at >= $1 AND created_at < $1 + interval '1 day'`: an expression index on
+`created_at::date` is refused for `timestamptz`, because that cast depends on the `TimeZone`
+setting and is not immutable.
+
+## Example
+
+### Naive
+
+```sql
+CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);
+CREATE UNIQUE INDEX users_email_key ON users (email);
+-- case-insensitive login: users_email_key cannot serve lower(email), so Seq Scan
+SELECT id FROM users WHERE lower(email) = lower($1);
+```
+
+### Fixed
+
+```sql
+-- the build fails if two addresses differ only by case: clean those up first
+CREATE UNIQUE INDEX CONCURRENTLY users_email_lower_key ON users (lower(email));
+SELECT id FROM users WHERE lower(email) = lower($1);  -- Index Scan using users_email_lower_key
+```
+
+## References
+
+- https://www.postgresql.org/docs/current/indexes-expressional.html
+- https://www.postgresql.org/docs/current/indexes-opclass.html
+- https://www.postgresql.org/docs/current/sql-createindex.html
+- https://www.postgresql.org/docs/current/citext.html
+- https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-INDEXES-VIEW
+"""
+
+CODE = "PGL006"
+CATEGORY = "indexing"
+STATIC_SIGNAL = "lower(col) = ..., col::text = ..., date(col) = ... with no matching expression index"
+RUNTIME_SIGNAL = "Seq Scan although the filtered column is indexed"
+FIX_HINT = "index the exact expression (ON users (lower(email))), or normalise the column"

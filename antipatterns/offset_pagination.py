@@ -1,0 +1,85 @@
+"""Deep pagination with OFFSET
+
+## What it is
+
+Paging through a list with `LIMIT 50 OFFSET $2`, where the offset is the page number times the
+page size. Page 1 is fast; page 2,000 of a long conversation history (or a crawler, an infinite
+scroll, an "export everything" loop walking all pages) makes the database produce 100,050 rows
+in order to return the last 50.
+
+## Why it hurts
+
+`OFFSET` is not a seek. The `Limit` node pulls rows from its child and throws the first `OFFSET`
+of them away, so the child has to produce offset + limit rows in order: with a perfect index that
+is offset + limit index entries, each checked for visibility in the visibility map or the heap;
+without one it is a full scan and a sort of all matching rows on every page. A page costs time
+proportional to its depth, and walking all N rows page by page costs O(N^2 / page size). A large
+offset can also tip the planner from an ordered index scan to scan-and-sort. Offsets also give
+wrong pages under writes: a message inserted or deleted between two requests shifts every later
+row, so the client sees duplicates or skips rows.
+
+## What you see under load
+
+Latency that climbs linearly with the page number, and a few deep-paging clients (bots, exports)
+consuming most of the database time. In `pg_stat_statements` the `rows / calls` stays at the page
+size while `shared_blks_hit + shared_blks_read` per call and `mean_exec_time` keep rising.
+`EXPLAIN (ANALYZE, BUFFERS)` shows `Limit (actual rows=50)` over an `Index Scan` (or `Sort`)
+whose actual rows are offset + 50.
+
+## How pglab detects it
+
+Static: `OFFSET` whose value is not a small constant: a parameter, an expression or a large
+literal. Runtime: rows read proportional to the offset: the child of a `Limit` node produces far
+more rows than the `Limit` returns, and buffers per call grow while rows per call stay flat.
+
+## The fix
+
+Use keyset (seek) pagination: instead of a page number, the client sends back the sort key of
+the last row it received, and the query asks for rows strictly after it with a row comparison
+`(created_at, id) < ($2, $3)`. The sort key must be unique, hence the `id` tie-breaker, and an
+index on `(conversation_id, created_at, id)` lets the B-tree descend straight to the cursor
+position and read just one page of entries, at any depth; it is scanned backwards for `DESC`.
+Results stay stable under concurrent inserts. The trade-off is no jumping to page 2,000 directly;
+if the product needs page numbers, cap the maximum offset.
+
+## Example
+
+### Naive
+
+```sql
+-- page $2 of a conversation's history: reads $2 * 50 + 50 rows to return 50
+SELECT id, author_id, body, created_at
+FROM messages
+WHERE conversation_id = $1
+ORDER BY created_at DESC, id DESC
+LIMIT 50 OFFSET $2 * 50;
+```
+
+### Fixed
+
+```sql
+CREATE INDEX CONCURRENTLY messages_conversation_created_id_idx
+    ON messages (conversation_id, created_at, id);
+-- $2, $3: created_at and id of the last row of the previous page (omit the filter on page 1)
+SELECT id, author_id, body, created_at
+FROM messages
+WHERE conversation_id = $1
+  AND (created_at, id) < ($2, $3)
+ORDER BY created_at DESC, id DESC
+LIMIT 50;  -- Index Scan Backward, about 50 entries read at any depth
+```
+
+## References
+
+- https://www.postgresql.org/docs/current/queries-limit.html
+- https://www.postgresql.org/docs/current/functions-comparisons.html#ROW-WISE-COMPARISON
+- https://www.postgresql.org/docs/current/indexes-ordering.html
+- https://www.postgresql.org/docs/current/indexes-multicolumn.html
+- https://www.postgresql.org/docs/current/using-explain.html
+"""
+
+CODE = "PGL005"
+CATEGORY = "query-shape"
+STATIC_SIGNAL = "OFFSET with a non-constant or large value"
+RUNTIME_SIGNAL = "rows read grow with the offset: Limit child returns offset + limit rows"
+FIX_HINT = "replace OFFSET with keyset pagination: WHERE (created_at, id) < ($2, $3) ... LIMIT n"

@@ -1,0 +1,82 @@
+"""UPDATE per row in a loop
+
+## What it is
+
+Code that changes many rows sends one UPDATE per row from an application loop: "mark all as
+read" walks the user's unread notifications and runs `UPDATE notifications SET read_at = now()
+WHERE id = %s` for each one. It is the write-side twin of N+1: the set of rows is already known,
+but the server is asked about them one at a time.
+
+## Why it hurts
+
+Each UPDATE is a separate round trip and a separate statement: bind, executor startup, a
+primary-key index descent to find one row, a new row version, WAL, reply, then the backend waits
+for the client. The row-level work is the same as in one set-based UPDATE; everything around it
+is paid N times, and most of the elapsed time is network and client latency. Inside a
+transaction, every row updated so far stays locked until COMMIT, so the lock hold time grows
+with N: concurrent writers to those rows wait longer, and two loops visiting overlapping rows in
+different orders can deadlock (SQLSTATE 40P01). Outside a transaction, every row is its own
+commit with its own WAL flush, and a crash halfway leaves the batch half applied.
+
+## What you see under load
+
+Latency of the endpoint grows linearly with the number of rows it touches (a user with 5,000
+unread notifications means 5,000 statements). In `pg_stat_statements` the UPDATE fingerprint has
+`calls` far above the request count with `rows / calls` = 1, a tiny `mean_exec_time` and a large
+`total_exec_time`. `pg_stat_activity` shows the session alternating between `active` and `idle
+in transaction` (`wait_event = 'ClientRead'`) for the length of the loop, and other writers of
+the same rows waiting with `wait_event_type = 'Lock'`.
+
+## How pglab detects it
+
+Static: an UPDATE executed inside a loop (`for`/`while`, or a comprehension), typically
+parameterised by the loop variable. Runtime: UPDATE calls far above the number of requests or
+units of work in `pg_stat_statements`, with one row per call.
+
+## The fix
+
+Update the set in one statement. Pass the ids as an array: `UPDATE ... WHERE id = ANY(%s)` (a
+Python list adapts to a PostgreSQL array in psycopg 3). Better still, when the rows can be
+described by a predicate, say so and let the server find them (`WHERE user_id = %s AND read_at IS
+NULL`). When each row gets a different value, join against arrays:
+`UPDATE t SET v = u.v FROM unnest(%s::bigint[], %s::text[]) AS u(id, v) WHERE t.id = u.id`.
+Keep each batch bounded (a few thousand ids).
+
+## Example
+
+### Naive
+
+```python
+with conn.transaction():
+    for notification_id in notification_ids:  # one round trip per row
+        conn.execute(
+            "UPDATE notifications SET read_at = now() WHERE id = %s AND user_id = %s",
+            (notification_id, user_id),
+        )
+```
+
+### Fixed
+
+```python
+with conn.transaction():
+    conn.execute(  # one statement for the whole set
+        "UPDATE notifications SET read_at = now()"
+        " WHERE id = ANY(%s) AND user_id = %s AND read_at IS NULL",
+        (notification_ids, user_id),
+    )
+```
+
+## References
+
+- https://www.postgresql.org/docs/current/sql-update.html
+- https://www.postgresql.org/docs/current/functions-comparisons.html
+- https://www.postgresql.org/docs/current/pgstatstatements.html
+- https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-DEADLOCKS
+- https://www.psycopg.org/psycopg3/docs/basic/adapt.html
+"""
+
+CODE = "PGL020"
+CATEGORY = "round-trips"
+STATIC_SIGNAL = "UPDATE executed inside a loop"
+RUNTIME_SIGNAL = "UPDATE calls far above requests, one row per call (pg_stat_statements)"
+FIX_HINT = "update the set in one statement: UPDATE ... WHERE id = ANY(%s) with a list of ids"

@@ -1,0 +1,88 @@
+"""ORDER BY ... LIMIT that sorts every matching row
+
+## What it is
+
+A "latest N" query, `WHERE conversation_id = $1 ORDER BY created_at DESC LIMIT 50`, where no
+index delivers the rows already in that order after the filter. It returns 50 rows, but to know
+which 50 are the newest Postgres has to read and sort every message of the conversation first.
+
+## Why it hurts
+
+With only an index on `conversation_id` (or none), the executor fetches all M matching rows and
+feeds them to a `Sort` node. Because of the `LIMIT`, the sort is bounded: a top-N heapsort that
+keeps only 50 tuples in memory, so it is cheap in memory, but every matching row is still read
+from the heap and compared, O(M log 50). Latency is proportional to the size of the
+conversation, not to the page. Without the `LIMIT`, or with a big one, it becomes a full sort
+that spills to temporary files once it exceeds `work_mem`. A B-tree on `(conversation_id,
+created_at)` holds the entries of one conversation in `created_at` order, so the executor can
+read them (backwards for `DESC`) and stop after 50. An index on `created_at` alone is a trap:
+the planner may walk it backwards filtering on `conversation_id`, fast for a busy conversation
+and close to a full index scan for a quiet one.
+
+## What you see under load
+
+Latency of "open a conversation" that grows with the conversation, with the biggest ones in the
+p99. `EXPLAIN (ANALYZE, BUFFERS)` shows `Limit` over `Sort` (`Sort Key: created_at DESC`,
+`Sort Method: top-N heapsort`) over a `Bitmap Heap Scan` or `Seq Scan` whose actual rows are far
+above the limit. `pg_stat_statements` shows `rows / calls` at the page size while shared blocks
+per call and `mean_exec_time` grow; unbounded variants add `temp_blks_written` and
+`Sort Method: external merge`.
+
+## How pglab detects it
+
+Static: `ORDER BY` with `LIMIT` where no index has the equality-filter columns followed by the
+sort columns (in matching or fully reversed directions). Runtime: a `Sort` node (top-N heapsort)
+under a `Limit` whose input has many more rows than the limit returns.
+
+## The fix
+
+Create a composite index: the equality-filter columns first, then the sort column(s), so one
+index range is already in output order and the plan becomes `Limit` over an `Index Scan
+Backward` with no `Sort` node. A B-tree can be read in either direction, so `(conversation_id,
+created_at)` serves both `ASC` and `DESC`; a mixed order (`a ASC, b DESC`) needs the index
+declared with those directions. Add a unique tie-breaker (`id`) to the sort and the index if
+pages must be deterministic (see offset_pagination). If an index covers only a prefix of the
+sort keys, Postgres 13+ can use an `Incremental Sort`. The old single-column index on
+`conversation_id` is now redundant (see write_amplification).
+
+## Example
+
+### Naive
+
+```sql
+CREATE INDEX messages_conversation_id_idx ON messages (conversation_id);
+-- latest 50: fetches every message of the conversation, then a top-N Sort
+SELECT id, author_id, body, created_at
+FROM messages
+WHERE conversation_id = $1
+ORDER BY created_at DESC
+LIMIT 50;
+```
+
+### Fixed
+
+```sql
+CREATE INDEX CONCURRENTLY messages_conversation_created_idx
+    ON messages (conversation_id, created_at);
+-- Limit -> Index Scan Backward: reads about 50 entries, no Sort node
+SELECT id, author_id, body, created_at
+FROM messages
+WHERE conversation_id = $1
+ORDER BY created_at DESC
+LIMIT 50;
+```
+
+## References
+
+- https://www.postgresql.org/docs/current/indexes-ordering.html
+- https://www.postgresql.org/docs/current/indexes-multicolumn.html
+- https://www.postgresql.org/docs/current/queries-limit.html
+- https://www.postgresql.org/docs/current/using-explain.html
+- https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-WORK-MEM
+"""
+
+CODE = "PGL009"
+CATEGORY = "indexing"
+STATIC_SIGNAL = "ORDER BY + LIMIT where no index covers the filter columns then the sort columns"
+RUNTIME_SIGNAL = "Sort (top-N heapsort) under a Limit over many more rows than returned"
+FIX_HINT = "add a composite index (filter columns, sort column), e.g. (conversation_id, created_at)"

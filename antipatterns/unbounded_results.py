@@ -1,0 +1,88 @@
+"""List query with no LIMIT
+
+## What it is
+
+A query that returns a list (messages of a conversation, a user's notifications) with no `LIMIT`,
+so the size of every response is set by the data, not by the code. In development a conversation
+has forty messages; in production the busiest one has two hundred thousand, and every request for
+it fetches, sends and decodes all of them.
+
+## Why it hurts
+
+Without a `LIMIT` the planner optimises for total cost, so it prefers plans that are cheapest for
+the whole result (a sequential or bitmap scan followed by a full Sort) over an ordered index scan
+that could stop early. The executor then produces every matching row, sorting all of them when
+there is an `ORDER BY` (spilling to temporary files when they exceed `work_mem`), and the backend
+serialises each row onto the socket. A normal client-side cursor in psycopg buffers the whole
+result in libpq memory before `execute()` returns, then builds a Python object per row on
+`fetchall()`. The connection is held for the full transfer, so a few large responses tie up the
+pool, and the cost of a request keeps growing as the tables grow.
+
+## What you see under load
+
+Latency and response size that grow with the age of the account, not with traffic, and a p99
+made of the biggest conversations. `pg_stat_statements` shows a high and growing `rows / calls`
+for the query, with `temp_blks_written` when the sort spills; `EXPLAIN ANALYZE` shows a `Sort`
+with `Sort Method: external merge  Disk: ...` over the whole result. Backends streaming a result
+to a slow reader wait in `pg_stat_activity` with wait event `ClientWrite`. On the application
+side: memory spikes, long garbage-collection pauses and large response bodies.
+
+## How pglab detects it
+
+Static: a `SELECT` that can return many rows with no `LIMIT` (or `FETCH FIRST`): not a lookup by
+a primary or unique key, not an aggregate without `GROUP BY`. Runtime: a statement whose rows
+per call (`rows / calls` in `pg_stat_statements`) is high, and growing between snapshots.
+
+## The fix
+
+Bound every list: `LIMIT` a page size and hand the client a cursor to the next page, using keyset
+pagination (see offset_pagination): remember the sort key of the last row returned and ask for
+rows after it. Make the sort key unique (add `id` as a tie-breaker) and index it behind the
+equality filter, `(conversation_id, created_at, id)`, so each page is an index scan that stops
+after the page size, however long the conversation. Exports that really need every row belong
+in a background job using `COPY` or a server-side cursor, not in a request.
+
+## Example
+
+### Naive
+
+```python
+def list_messages(conn, conversation_id):
+    # 40 rows in development, 200,000 in the busiest conversation
+    return conn.execute(
+        "SELECT id, author_id, body, created_at FROM messages"
+        " WHERE conversation_id = %s ORDER BY created_at DESC",
+        (conversation_id,),
+    ).fetchall()
+```
+
+### Fixed
+
+```python
+PAGE_SIZE = 50  # index: messages (conversation_id, created_at, id)
+
+def list_messages(conn, conversation_id, after=None):
+    # after: (created_at, id) of the last row of the previous page; None for the first page
+    query = "SELECT id, author_id, body, created_at FROM messages WHERE conversation_id = %s"
+    params = [conversation_id]
+    if after is not None:
+        query += " AND (created_at, id) < (%s, %s)"
+        params += after
+    query += " ORDER BY created_at DESC, id DESC LIMIT %s"
+    return conn.execute(query, [*params, PAGE_SIZE]).fetchall()
+```
+
+## References
+
+- https://www.postgresql.org/docs/current/queries-limit.html
+- https://www.postgresql.org/docs/current/functions-comparisons.html#ROW-WISE-COMPARISON
+- https://www.postgresql.org/docs/current/pgstatstatements.html
+- https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-WORK-MEM
+- https://www.psycopg.org/psycopg3/docs/advanced/cursors.html
+"""
+
+CODE = "PGL004"
+CATEGORY = "query-shape"
+STATIC_SIGNAL = "multi-row SELECT without LIMIT (not a unique-key lookup, not an aggregate)"
+RUNTIME_SIGNAL = "high rows per call (rows / calls) in pg_stat_statements"
+FIX_HINT = "add a LIMIT and page with a keyset cursor: WHERE (created_at, id) < ($2, $3) ... LIMIT n"

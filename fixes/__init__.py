@@ -1,0 +1,1 @@
+"""Reference fixes: `<id>.sql` files with named blocks (setup / naive / migrate / fixed)."""

@@ -1,0 +1,1 @@
+"""The pglab engine: catalogue discovery, embedded Postgres, the command line."""

@@ -17,6 +17,7 @@ JSON line on stdout, either `{"ready": true, ...}` or `{"ready": false, "error":
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -138,10 +139,9 @@ def _create_cluster(config: dict, data: Path, log: Path) -> None:
     if not (cache / "PG_VERSION").exists():
         staging = Path(tempfile.mkdtemp(prefix="pglab-initdb-staging-", dir=config["cache_dir"]))
         _initdb(config, staging / "data", log)
-        try:
-            os.rename(staging / "data", cache)  # atomic: a concurrent start sees all or nothing
-        except OSError:
-            pass  # another keeper won the race; its copy is as good as ours
+        # atomic: a concurrent start sees all or nothing; if another keeper won the race, its copy is as good
+        with contextlib.suppress(OSError):
+            os.rename(staging / "data", cache)
         shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(cache, data, symlinks=True)
 

@@ -84,9 +84,11 @@ def _world_readable_copy(bin_dir: Path) -> Path:
         staging = Path(tempfile.mkdtemp(prefix="pglab-pginstall-staging-"))
         shutil.copytree(install, staging / "install", symlinks=True)
         for path in [staging / "install", *(staging / "install").rglob("*")]:
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode | stat.S_IRGRP | stat.S_IROTH
-                           | (stat.S_IXGRP | stat.S_IXOTH if path.is_dir() or path.stat().st_mode & stat.S_IXUSR else 0))
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode
+            executable = path.is_dir() or mode & stat.S_IXUSR
+            path.chmod(mode | stat.S_IRGRP | stat.S_IROTH | (stat.S_IXGRP | stat.S_IXOTH if executable else 0))
         staging.chmod(0o755)
         os.replace(staging / "install", target)
         shutil.rmtree(staging, ignore_errors=True)
@@ -231,7 +233,7 @@ def redact(dsn: str) -> str:
         return "<unparsable DSN>"
     if "password" in params:
         params["password"] = "***"
-    return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    return psycopg.conninfo.make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 
 def connect(dsn: str, autocommit: bool = True, timeout: int = 5, **kwargs: Any) -> psycopg.Connection[Any]:

@@ -12,7 +12,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from pglab.lab.testing import TEST_DSN_VARIABLE, TestServer, cloned_database, open_test_server, template_database
+from pglab.lab.testing import (
+    TEST_DSN_VARIABLE,
+    TestServer,
+    cloned_database,
+    open_test_server,
+    template_database,
+)
 
 
 def embedded_only(reason: str = "exercises pglab's own embedded server") -> pytest.MarkDecorator:

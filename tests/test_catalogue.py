@@ -6,9 +6,16 @@ import json
 from dataclasses import replace
 
 import pytest
-from cli import run_pglab
 
-from pglab.lab.catalogue import LESSON_SECTIONS, Entry, find_entry, lesson_problems, load_catalogue, parse_lesson
+from cli import run_pglab
+from pglab.lab.catalogue import (
+    LESSON_SECTIONS,
+    Entry,
+    find_entry,
+    lesson_problems,
+    load_catalogue,
+    parse_lesson,
+)
 
 DESIGN_IDS = {
     "missing_index", "correlated_subquery", "ilike_scan", "unbounded_results", "offset_pagination",

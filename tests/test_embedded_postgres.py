@@ -14,8 +14,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import embedded_only
 
+from conftest import embedded_only
 from pglab.lab.postgres import EmbeddedPostgres
 
 pytestmark = embedded_only()

@@ -71,8 +71,72 @@ SELECT id, body FROM messages WHERE conversation_id = $1;  -- Index Scan
 - https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW
 """
 
+from pglab.lab.check import sqlnodes as n
+
 CODE = "PGL001"
 CATEGORY = "indexing"
 STATIC_SIGNAL = "predicate or join column that is not the leading key of any index"
 RUNTIME_SIGNAL = "Seq Scan whose Filter discards most rows of a large table; seq_tup_read growth"
 FIX_HINT = "CREATE INDEX CONCURRENTLY on the filtered column (equality columns first, then range/sort)"
+
+# -- static rule ------------------------------------------------------------
+
+RANGE_OPERATORS = frozenset({"=", "<", ">", "<=", ">="})
+
+
+def _filters(where: object, tables: dict[str, str | None]) -> dict[str, list[tuple[str, dict]]]:
+    """Columns compared with a value (a constant or a parameter), grouped by table."""
+    found: dict[str, list[tuple[str, dict]]] = {}
+    for term in n.conjuncts(where):
+        kind, expr = n.unwrap(term)
+        if kind != "A_Expr" or not (expr.get("kind") in ("AEXPR_IN", "AEXPR_BETWEEN")
+                                    or (expr.get("kind") == "AEXPR_OP" and n.operator(expr) in RANGE_OPERATORS)):
+            continue
+        for side, other in ((expr.get("lexpr"), expr.get("rexpr")), (expr.get("rexpr"), expr.get("lexpr"))):
+            reference = n.column(side)
+            if reference and n.is_value(other):
+                table = n.table_of(reference, tables)
+                if table:
+                    found.setdefault(table, []).append((reference[1], side))
+    return found
+
+
+def _check(body: dict, tables: dict[str, str | None], ctx) -> None:
+    for table_name, columns in _filters(body.get("whereClause"), tables).items():
+        table = ctx.schema.table(table_name)
+        known = [(column, node) for column, node in columns if table and column in table.columns]
+        if table is None or not known or any(table.leads(column) for column, _ in known):
+            continue
+        column, node = known[0]
+        ctx.report(node, f"{table.name}.{column} is filtered on but leads no index: every call reads the whole "
+                         f"{table.name} table")
+    for qual in n.join_quals(body.get("fromClause")):
+        for term in n.conjuncts(qual):
+            kind, expr = n.unwrap(term)
+            if kind != "A_Expr" or n.operator(expr) != "=":
+                continue
+            sides = [(n.column(expr.get(side)), expr.get(side)) for side in ("lexpr", "rexpr")]
+            resolved = [(ctx.schema.table(n.table_of(ref, tables)), ref, node) for ref, node in sides if ref]
+            if len(resolved) != 2 or any(table is None or ref[1] not in table.columns for table, ref, _ in resolved):
+                continue
+            if not any(table.leads(ref[1]) for table, ref, _ in resolved):
+                table, ref, node = resolved[1]
+                ctx.report(node, f"join on {resolved[0][0].name}.{resolved[0][1][1]} = {table.name}.{ref[1]} "
+                                 f"with an index on neither side: each join scans a whole table")
+
+
+def check_sql_SelectStmt(node: dict, ctx) -> None:
+    if ctx.schema:
+        _check(node, n.range_tables(node.get("fromClause")), ctx)
+
+
+def check_sql_UpdateStmt(node: dict, ctx) -> None:
+    if ctx.schema:
+        tables = n.range_tables([{"RangeVar": node.get("relation", {})}] + list(node.get("fromClause", [])))
+        _check(node, tables, ctx)
+
+
+def check_sql_DeleteStmt(node: dict, ctx) -> None:
+    if ctx.schema:
+        tables = n.range_tables([{"RangeVar": node.get("relation", {})}] + list(node.get("usingClause", [])))
+        _check(node, tables, ctx)

@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from pglab.lab import dbcommand
+from pglab.lab import checkcommand, dbcommand
+from pglab.lab import labcommand
 from pglab.lab.catalogue import find_entry, load_catalogue
 from pglab.lab.errors import UserError
 
@@ -40,7 +41,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         return 0
     table = Table(title=f"pglab catalogue: {len(entries)} anti-patterns", show_lines=False)
     for column in ("code", "id", "category", "title", "static"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in ("code", "id"))
     for entry in entries:
         static = "yes" if entry.static_signal else f"no: {entry.not_static_reason}"
         table.add_row(entry.code, entry.id, entry.category, entry.title, static)
@@ -76,6 +77,8 @@ def build_parser() -> Parser:
     explain.set_defaults(handler=cmd_explain)
 
     dbcommand.add_parser(commands)
+    checkcommand.add_parser(commands)
+    labcommand.add_parser(commands)
     return parser
 
 

@@ -1,0 +1,89 @@
+"""Read-modify-write counter (lost update)
+
+## What it is
+
+A counter is updated by reading it, changing it in application code and writing the result back:
+`SELECT tokens_used FROM users WHERE id = $1`, then `UPDATE users SET tokens_used = $2` with the
+new value computed in Python. It is correct one request at a time and silently wrong when two
+requests for the same row overlap.
+
+## Why it hurts
+
+At the default READ COMMITTED level each statement sees the latest committed data, and a plain
+`SELECT` takes no row lock. Two transactions both read 100; the first writes 150 (+50) and
+commits; the second's `UPDATE` waits for the first's row lock, then re-checks its `WHERE` against
+the new row version (EvalPlanQual) and writes its own constant, 130 (+30), computed from the
+stale read. The +50 is gone: no error, no deadlock, nothing logged. Wrapping both statements in
+one transaction does not help at this level. At REPEATABLE READ or SERIALIZABLE the second
+`UPDATE` fails with `could not serialize access due to concurrent update` (40001) instead,
+which is correct but needs a retry loop; `SELECT ... FOR UPDATE` serializes the writers but
+holds the row lock across a client round trip. An expression such as `tokens_used =
+tokens_used + $1` is evaluated against the row version the `UPDATE` finally locks, so
+concurrent increments compose and none is lost.
+
+## What you see under load
+
+Nothing, in the metrics: latency is normal, error rate is zero, plans are fine. At most, short
+row-lock waits on hot users (`wait_event_type = 'Lock'`, `wait_event = 'transactionid'`), which
+the correct version has too. The only symptom is wrong data that grows with concurrency per
+row: `users.tokens_used` smaller than the tokens actually recorded, so quotas and bills drift
+low and nobody can say when it started.
+
+## How pglab detects it
+
+Static: a column value read by `SELECT`, changed in code, and written back by an `UPDATE` of the
+same row that sets the column to a parameter (not `col = col + ...`), with no `FOR UPDATE` on the
+read and no stricter isolation with retry. Runtime: not a statistic. `pg_stat_statements`,
+`pg_stat_activity` and `pg_locks` count statements, rows, time and locks; a lost update is an
+ordinary one-row `UPDATE` that succeeds, identical in all of them to a correct one, so no
+threshold on any of them can reveal it. The runtime signal is the lost-update
+invariant the lab checks over the load window: for every user, the sum of the per-message
+tokens (`sum(messages.tokens)`) must equal the account total (`users.tokens_used`); any
+shortfall is lost updates, reported as users affected and tokens missing.
+
+## The fix
+
+Let the database do the arithmetic in one statement: `UPDATE users SET tokens_used =
+tokens_used + $1 WHERE id = $2`, with `RETURNING tokens_used` if the new value is needed. It takes
+the row lock once, for one statement, and needs no retry. Use `SELECT ... FOR UPDATE` only when
+the new value depends on logic that cannot be written in SQL, and keep that transaction short.
+
+## Example
+
+### Naive
+
+```python
+async def add_message(conn, conversation_id: int, user_id: int, body: str, tokens: int):
+    async with conn.transaction():
+        await conn.execute(INSERT_MESSAGE, (conversation_id, user_id, body, tokens))
+        cur = await conn.execute("SELECT tokens_used FROM users WHERE id = %s", (user_id,))
+        (used,) = await cur.fetchone()
+        await conn.execute(  # overwrites whatever a concurrent request added meanwhile
+            "UPDATE users SET tokens_used = %s WHERE id = %s", (used + tokens, user_id)
+        )
+```
+
+### Fixed
+
+```python
+async def add_message(conn, conversation_id: int, user_id: int, body: str, tokens: int):
+    async with conn.transaction():
+        await conn.execute(INSERT_MESSAGE, (conversation_id, user_id, body, tokens))
+        await conn.execute(
+            "UPDATE users SET tokens_used = tokens_used + %s WHERE id = %s", (tokens, user_id)
+        )
+```
+
+## References
+
+- https://www.postgresql.org/docs/current/transaction-iso.html#XACT-READ-COMMITTED
+- https://www.postgresql.org/docs/current/sql-update.html
+- https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-ROWS
+- https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html
+"""
+
+CODE = "PGL017"
+CATEGORY = "transactions"
+STATIC_SIGNAL = "value SELECTed, changed in code, written back by UPDATE of the same row"
+RUNTIME_SIGNAL = "not a statistic: lost-update invariant (sum of message tokens = account total)"
+FIX_HINT = "UPDATE ... SET col = col + $1 in one statement (RETURNING if the new value is needed)"

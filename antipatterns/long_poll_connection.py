@@ -1,0 +1,104 @@
+"""Long-poll loop holding a connection
+
+## What it is
+
+A long-poll endpoint ("wait up to 30 s for new notifications") takes a database connection and
+loops inside it: query, nothing new, sleep a second, query again. Each waiting client pins a
+connection for the whole wait, doing almost no work with it.
+
+## Why it hurts
+
+Connections become proportional to online users, not to work: a pool of 20 is exhausted by 20
+idle browsers, and every other endpoint then queues behind them (with an unbounded pool, the
+server reaches `max_connections` instead, PGL012). Each held connection is a backend process
+with its own memory, mostly asleep. In psycopg's default non-autocommit mode the first `SELECT`
+opens a transaction that stays open across the whole loop, so between polls the session is
+`idle in transaction`: at READ COMMITTED each statement still sees new rows, but at REPEATABLE
+READ the loop would never see a notification arrive (one snapshot for the whole transaction), and
+that snapshot would also hold back VACUUM's horizon. Meanwhile the polling itself is load: a
+thousand waiting users mean a thousand mostly empty queries per second.
+
+## What you see under load
+
+In `pg_stat_activity`, a large share of client backends whose `query` is the same polling
+statement, `idle in transaction` (or `idle`), with `xact_start` (or the pool checkout) tens of
+seconds old while `state_change` is under a second old: the signature of a loop, not of one slow
+request. The polling statement tops `calls` in `pg_stat_statements` with close to zero rows per
+call. Application-side, pool waits grow with the number of connected users, and unrelated
+endpoints slow down or time out while the database CPU stays low.
+
+## How pglab detects it
+
+Static: a loop that executes a query and sleeps (`asyncio.sleep`, `time.sleep`) inside a single
+held connection (`pool.connection()`, `connect()`) or transaction block. Runtime: many
+connections idle (or idle in transaction) for long: sessions repeating the same statement whose
+transaction or checkout is far older than their last `state_change`, counted as a share of the
+pool or of `max_connections`.
+
+## The fix
+
+Wait without a connection, and let Postgres push the event: LISTEN/NOTIFY. One dedicated
+autocommit connection per process runs `LISTEN` and wakes in-process waiters; writers call
+`pg_notify()` in the transaction that inserts the notification, and it is delivered only if and
+when that transaction commits. Each waiter then runs one short query on a pooled connection.
+Keep payloads small (ids, not rows; the default limit is under 8000 bytes) and treat
+notifications as hints, not a durable log: after the listener reconnects, waiters simply
+re-query. The simpler alternative is to release the connection between polls.
+
+## Example
+
+### Naive
+
+```python
+async def poll_notifications(user_id: int, since_id: int):
+    async with pool.connection() as conn:  # held for up to 30 s per waiting client
+        for _ in range(30):
+            cur = await conn.execute(NEW_SQL, (user_id, since_id))
+            if rows := await cur.fetchall():
+                return rows
+            await asyncio.sleep(1)  # idle in transaction, connection pinned
+        return []
+```
+
+### Fixed
+
+```python
+waiters: dict[int, asyncio.Event] = {}
+
+async def listen_forever():  # one per process, started with the app
+    async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+        await conn.execute("LISTEN new_notification")
+        async for note in conn.notifies():
+            if event := waiters.pop(int(note.payload), None):
+                event.set()
+
+async def fetch_new(user_id: int, since_id: int):
+    async with pool.connection() as conn:  # held for one short query
+        cur = await conn.execute(NEW_SQL, (user_id, since_id))
+        return await cur.fetchall()
+
+async def poll_notifications(user_id: int, since_id: int):
+    event = waiters.setdefault(user_id, asyncio.Event())  # register before checking
+    if rows := await fetch_new(user_id, since_id):
+        return rows
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout=30)  # no connection held while waiting
+    return await fetch_new(user_id, since_id)
+
+# writer, in the transaction that inserts the notification (delivered at COMMIT):
+#   await conn.execute("SELECT pg_notify('new_notification', %s::text)", (recipient_id,))
+```
+
+## References
+
+- https://www.postgresql.org/docs/current/sql-listen.html
+- https://www.postgresql.org/docs/current/sql-notify.html
+- https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ACTIVITY-VIEW
+- https://www.psycopg.org/psycopg3/docs/advanced/async.html
+"""
+
+CODE = "PGL015"
+CATEGORY = "connections"
+STATIC_SIGNAL = "sleep-and-query loop inside a held connection or transaction"
+RUNTIME_SIGNAL = "many connections idle (in transaction) for long, repeating the same poll query"
+FIX_HINT = "LISTEN/NOTIFY with one listener per process, or release the connection between polls"

@@ -1,0 +1,81 @@
+"""NOT IN with a subquery
+
+## What it is
+
+An anti-match written as `WHERE x NOT IN (SELECT col FROM ...)`, e.g. "users who never posted"
+or "conversations with no unread notification". It is two bugs in one: it cannot be planned
+as an anti-join, so it can go quadratic, and it returns the wrong answer as soon as the subquery
+yields a single NULL.
+
+## Why it hurts
+
+SQL's `NOT IN` is three-valued: `x NOT IN (list)` means `x <> ALL (list)`, and if `x` matches
+nothing but the list contains a NULL, the result is NULL, not true, so `WHERE` drops the row.
+One NULL in the subquery (an assistant message with `user_id` NULL) makes the query return no
+rows at all. Because of those semantics the planner cannot turn `NOT IN` into an anti-join, as it
+does for `NOT EXISTS`; it runs the subquery as a SubPlan tested against every outer row. If
+it estimates the subquery result fits in a hash table within `work_mem` (times
+`hash_mem_multiplier`), it builds a "hashed SubPlan" once, which is tolerable. If not, it falls
+back to a plain SubPlan: for each outer row it rescans the materialized subquery result until it
+finds a match, and reads all of it for every outer row that has none: outer x inner comparisons.
+The switch is silent and happens when the estimated inner result outgrows that memory: a cliff,
+not a slope. On PostgreSQL 15, 100k users against 500k messages with the default 4MB
+`work_mem`, the `NOT IN` ran for over ten minutes before it was cancelled; the `NOT EXISTS`
+form, a Hash Anti Join, took about 0.1 s.
+
+## What you see under load
+
+Backends stuck `active`, mostly with no wait event (CPU-bound), in `pg_stat_activity`, and a
+`mean_exec_time` in `pg_stat_statements` that jumps by orders of magnitude once the inner table
+outgrows the hash limit. `EXPLAIN` shows `Filter: (NOT (SubPlan 1))` (from PostgreSQL 17:
+`NOT (ANY (id = (SubPlan 1).col1))`) without the word `hashed`, over a `Materialize` node whose
+loops equal the outer rows. Or, the other failure: the query is fast and returns zero rows, and
+nobody notices until a report is empty.
+
+## How pglab detects it
+
+Static: any `NOT IN` whose right-hand side is a subquery (`NOT IN (SELECT ...)`), in SQL
+strings and in Python-embedded SQL; a `NOT IN` over a literal list is not flagged. Runtime: a
+plan with a non-hashed SubPlan under a `NOT` filter (loops close to the outer row count), and,
+as a correctness warning, a subquery column that is nullable in the schema.
+
+## The fix
+
+Write it as `NOT EXISTS` with a correlated condition. It means what was intended (NULLs in the
+inner table are simply never equal), and the planner can choose a Hash, Merge or Nested Loop
+Anti Join, using an index on the inner column when one exists. `LEFT JOIN ... WHERE inner.id IS
+NULL` is equivalent and plans the same way. Do not "fix" `NOT IN` by adding `WHERE col IS NOT
+NULL` to the subquery: it repairs the answer but not the plan.
+
+## Example
+
+### Naive
+
+```sql
+-- users who never wrote a message; messages.user_id is NULL for assistant messages
+SELECT u.id, u.name
+FROM users u
+WHERE u.id NOT IN (SELECT m.user_id FROM messages m);  -- 0 rows once a NULL exists
+```
+
+### Fixed
+
+```sql
+SELECT u.id, u.name
+FROM users u
+WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.user_id = u.id);  -- Hash Anti Join
+```
+
+## References
+
+- https://www.postgresql.org/docs/current/functions-subquery.html#FUNCTIONS-SUBQUERY-NOTIN
+- https://www.postgresql.org/docs/current/functions-subquery.html#FUNCTIONS-SUBQUERY-EXISTS
+- https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-WORK-MEM
+- https://www.postgresql.org/docs/current/using-explain.html
+"""
+
+CODE = "PGL010"
+CATEGORY = "query-shape"
+STATIC_SIGNAL = "NOT IN whose right-hand side is a subquery"
+RUNTIME_SIGNAL = "non-hashed SubPlan under a NOT filter, loops ~ outer rows; wrong with NULLs"
+FIX_HINT = "rewrite as NOT EXISTS (SELECT 1 FROM inner WHERE inner.col = outer.col)"

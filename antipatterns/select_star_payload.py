@@ -1,0 +1,87 @@
+"""SELECT * dragging wide columns into list queries
+
+## What it is
+
+A list query fetches every column (`SELECT *`, `t.*`, or an ORM loading whole rows) when the
+page shows only a few. In a chat service the wide columns are a notification's `payload jsonb`
+(a snapshot of the message that triggered it), a message's `metadata` or attachments: kilobytes
+per row that the list view never displays, multiplied by every row of every page.
+
+## Why it hurts
+
+When a row would exceed about 2 kB, its largest values are compressed and, if it is still too
+big, moved out of line into the table's TOAST relation in chunks of about 2 kB; the heap tuple
+keeps only an 18-byte pointer. A query that never outputs those columns never touches them.
+`SELECT *` makes the executor detoast every one: a lookup in the TOAST index and reads of
+`pg_toast.pg_toast_<oid>` pages per out-of-line value, decompression (pglz or lz4) per
+compressed value, conversion to the output format (jsonb to text is real work); then the bytes
+cross the socket and the driver builds a Python object per value. The cost scales with bytes
+returned, not rows. Wide rows also make Sort and Hash nodes fill `work_mem` and spill to disk
+sooner, and they rule out an index-only scan: no index covers every column, so even a well
+indexed list query must visit the heap for each row.
+
+## What you see under load
+
+Latency and CPU out of proportion to the row count: the plan looks cheap, yet
+`pg_stat_statements` shows a high `mean_exec_time` and more `shared_blks_hit`/`shared_blks_read`
+per call than the heap pages alone explain (the TOAST pages). Backends wait on `ClientWrite` in
+`pg_stat_activity` while the driver drains large results; network egress and application CPU
+rise with traffic. Beware the plan's `width=`: it is the stored (compressed or TOAST-pointer)
+width from `pg_stats`, so it understates. On PostgreSQL 17+, `EXPLAIN (ANALYZE, SERIALIZE)`
+prints `Serialization: time=... output=...kB`, the real bytes sent; `EXPLAIN VERBOSE` shows
+every column in the `Output:` line.
+
+## How pglab detects it
+
+Static: `SELECT *` (or `alias.*`), or an explicitly selected wide `jsonb`/`text`/`bytea` column,
+in a multi-row list query; a single-row lookup by primary key is not flagged. Runtime: large
+row width and bytes per call: the width of the plan's output rows times rows per call from
+`pg_stat_statements`, and on 17+ the `Serialization` output measured by `EXPLAIN (ANALYZE,
+SERIALIZE)`.
+
+## The fix
+
+Name the columns the endpoint actually renders. Fetch wide values only where they are shown,
+usually the detail view of a single row. Derive short fields at write time (a title or preview
+column) rather than extracting them from the big `jsonb` on every read: `payload->>'title'`
+still detoasts the whole value. With narrow column lists, a covering index (`INCLUDE`) can
+serve the list as an index-only scan.
+
+## Example
+
+### Naive
+
+```sql
+-- the notification list shows kind, conversation, time and read state
+SELECT * FROM notifications      -- also ships payload jsonb (a full message snapshot)
+WHERE user_id = $1
+ORDER BY created_at DESC
+LIMIT 50;
+```
+
+### Fixed
+
+```sql
+SELECT id, kind, conversation_id, created_at, read_at
+FROM notifications
+WHERE user_id = $1
+ORDER BY created_at DESC
+LIMIT 50;
+-- the payload only when one notification is opened:
+SELECT payload FROM notifications WHERE id = $1 AND user_id = $2;
+```
+
+## References
+
+- https://www.postgresql.org/docs/current/storage-toast.html
+- https://www.postgresql.org/docs/current/queries-select-lists.html
+- https://www.postgresql.org/docs/current/sql-explain.html
+- https://www.postgresql.org/docs/current/indexes-index-only-scans.html
+- https://www.postgresql.org/docs/current/pgstatstatements.html
+"""
+
+CODE = "PGL011"
+CATEGORY = "query-shape"
+STATIC_SIGNAL = "SELECT * (or a wide jsonb/text column) in a multi-row list query"
+RUNTIME_SIGNAL = "large row width / bytes per call (width x rows per call; SERIALIZE on 17+)"
+FIX_HINT = "select only the columns the endpoint renders; fetch wide values in the detail query"

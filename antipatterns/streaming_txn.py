@@ -1,0 +1,96 @@
+"""Transaction held open across a slow stream
+
+## What it is
+
+A request opens a transaction (or just takes a pooled connection, which in psycopg's default
+non-autocommit mode starts a transaction at the first statement), writes something, then does
+slow work that is not database work, such as streaming an LLM reply token by token, calling an
+HTTP API or sleeping, and only commits at the end. The database sits idle for seconds while the
+transaction stays open.
+
+## Why it hurts
+
+The pooled connection is pinned for the whole generation time: with a pool of 20, twenty
+concurrent streams leave no connection for any other endpoint, although Postgres is doing
+nothing. Inside the server the open transaction keeps its costs: once it has written, it has a
+transaction id, and it holds every row lock it took (an `UPDATE conversations SET updated_at`
+blocks other writers to that conversation until commit); its lock on the table, harmless to
+other DML, makes an `ALTER TABLE` wait, and every query behind the `ALTER` then waits too. While
+its transaction id is running, no row version deleted or updated by a later transaction can be
+removed: the database's xmin horizon is held back, VACUUM cannot clean up, and with streams
+overlapping continuously the horizon never advances, so tables and indexes bloat. Its writes are
+also invisible to everyone else until the end (the user's own message does not show in a second
+tab).
+
+## What you see under load
+
+In `pg_stat_activity`, sessions in state `idle in transaction` with `wait_event = 'ClientRead'`,
+`now() - state_change` of several seconds, `backend_xid` set and the last `INSERT` as `query`;
+as many of them as there are concurrent streams. In the application, pool waits
+(`requests_waiting`, `requests_wait_ms` in psycopg_pool's stats) and rising latency on every
+endpoint while the database CPU is low. Over time, `n_dead_tup` in `pg_stat_user_tables` keeps
+growing and autovacuum logs report tuples "dead but not yet removable".
+
+## How pglab detects it
+
+Static: inside `conn.transaction()` or a held `pool.connection()` block, an `await` of non-database
+work, a `yield` (a streaming generator), `asyncio.sleep`/`time.sleep`, or an HTTP client call,
+after a statement has been executed. Runtime: sessions idle in transaction for seconds, timed
+from `state_change` (not `xact_start`, which also counts the useful work) and over the lab's
+limit, together with pool waits in the service.
+
+## The fix
+
+Split the work into two short transactions and hold nothing in between: insert the user's
+message and commit, return the connection, stream the reply with no connection held, then take a
+connection again to insert the assistant's message (and update counters) in a second
+transaction. Decide explicitly what the gap means: the user message may now exist without a
+reply, so record a failed or interrupted reply when the stream breaks. Keep
+`idle_in_transaction_session_timeout` as the backstop for leaks (PGL016).
+
+## Example
+
+### Naive
+
+```python
+USER_MSG = "INSERT INTO messages (conversation_id, user_id, role, body) VALUES (%s, %s, 'user', %s)"
+BOT_MSG = "INSERT INTO messages (conversation_id, role, body) VALUES (%s, 'assistant', %s)"
+
+async def stream_reply(conversation_id: int, user_id: int, prompt: str):
+    async with pool.connection() as conn:  # one transaction, committed when the block ends
+        await conn.execute(USER_MSG, (conversation_id, user_id, prompt))
+        parts = []
+        async for chunk in llm.stream(prompt):  # 5-60 s idle in transaction, connection pinned
+            parts.append(chunk)
+            yield chunk
+        await conn.execute(BOT_MSG, (conversation_id, "".join(parts)))
+```
+
+### Fixed
+
+```python
+async def stream_reply(conversation_id: int, user_id: int, prompt: str):
+    async with pool.connection() as conn:  # transaction 1: milliseconds, committed here
+        await conn.execute(USER_MSG, (conversation_id, user_id, prompt))
+    parts = []
+    async for chunk in llm.stream(prompt):  # no connection, no transaction held
+        parts.append(chunk)
+        yield chunk
+    async with pool.connection() as conn:  # transaction 2: milliseconds
+        await conn.execute(BOT_MSG, (conversation_id, "".join(parts)))
+```
+
+## References
+
+- https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ACTIVITY-VIEW
+- https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-IDLE-IN-TRANSACTION-SESSION-TIMEOUT
+- https://www.postgresql.org/docs/current/routine-vacuuming.html
+- https://www.postgresql.org/docs/current/explicit-locking.html
+- https://www.psycopg.org/psycopg3/docs/basic/transactions.html
+"""
+
+CODE = "PGL014"
+CATEGORY = "transactions"
+STATIC_SIGNAL = "await/yield/sleep/HTTP call inside a transaction or a held connection"
+RUNTIME_SIGNAL = "sessions idle in transaction for seconds (from state_change); pool waits"
+FIX_HINT = "commit before the slow work: two short transactions, stream with no connection held"

@@ -78,8 +78,33 @@ with psycopg.connect(dsn, autocommit=True) as conn:
 - https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW
 """
 
+from pglab.lab.check import sqlnodes as n
+
 CODE = "PGL021"
 CATEGORY = "writes"
 STATIC_SIGNAL = "DELETE with a range predicate (e.g. created_at < ...) and no batching"
 RUNTIME_SIGNAL = "long-running DELETE, lock waits behind it, n_dead_tup jump on the table"
 FIX_HINT = "delete in small batches on an indexed time column, or drop old time partitions"
+
+# -- static rule ------------------------------------------------------------
+
+RANGE = frozenset({"<", "<=", ">", ">="})
+
+
+def _batched(node: dict) -> bool:
+    """The DELETE takes a bounded slice: a subquery (or USING subquery) with a LIMIT."""
+    return any(kind == "SelectStmt" and body.get("limitCount") for kind, body in n.walk(node))
+
+
+def check_query(query, ctx) -> None:
+    if query.kind != "DeleteStmt" or _batched(query.body):
+        return
+    for term in n.conjuncts(query.body.get("whereClause")):
+        kind, expr = n.unwrap(term)
+        if kind != "A_Expr" or not (n.operator(expr) in RANGE or expr.get("kind") == "AEXPR_BETWEEN"):
+            continue
+        if any(n.column(side) for side in (expr.get("lexpr"), expr.get("rexpr"))):
+            table = n.relation_name(query.body.get("relation", {}))
+            ctx.report(term, f"one DELETE of every {table} row in a range: a long transaction that holds locks, "
+                             "bloats the table with dead tuples and floods WAL and replicas")
+            return

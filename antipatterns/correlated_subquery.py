@@ -75,8 +75,90 @@ ORDER BY created_at;  -- one WindowAgg, no SubPlan
 - https://www.postgresql.org/docs/current/using-explain.html
 """
 
+from pglab.lab.check import sqlnodes as n
+from pglab.lab.check.rewrite import closing_paren, splice
+
 CODE = "PGL002"
 CATEGORY = "query-shape"
 STATIC_SIGNAL = "scalar subquery in the select list that references a column of the outer row"
 RUNTIME_SIGNAL = "SubPlan whose loops are about equal to the rows of its outer node"
 FIX_HINT = "rewrite as a window function (running totals) or a join to a GROUP BY (per-row aggregates)"
+
+# -- static rule ------------------------------------------------------------
+
+def _outer_references(sub: dict, outer: dict[str, str | None]) -> list[tuple[str, str]]:
+    """(qualifier, column) references inside `sub` that name a table of the outer query."""
+    inner = n.range_tables(sub.get("fromClause"))
+    found = []
+    for kind, body in n.walk({"SelectStmt": sub}):
+        if kind == "ColumnRef":
+            reference = n.column({kind: body})
+            if reference and reference[0] in outer and reference[0] not in inner:
+                found.append((reference[0], reference[1]))
+    return found
+
+
+def _window_rewrite(ctx, sublink: dict, sub: dict, outer: dict[str, str | None]) -> str | None:
+    """A running total (`SELECT sum(x) FROM t t2 WHERE t2.k <= t.k [AND t2.p = t.p]`) as a window
+    function over the outer row: `sum(t.x) OVER (PARTITION BY t.p ORDER BY t.k)`."""
+    targets = sub.get("targetList", [])
+    inner = n.range_tables(sub.get("fromClause"))
+    if len(targets) != 1 or len(inner) != 1:
+        return None
+    call = n.unwrap(n.unwrap(targets[0])[1].get("val"))[1]
+    name = (n.strings(call.get("funcname")) or [""])[-1]
+    if name not in ("sum", "count") or call.get("over"):
+        return None
+    inner_alias, inner_table = next(iter(inner.items()))
+    outer_alias = next((alias for alias, table in outer.items() if table == inner_table), None)
+    if outer_alias is None:
+        return None
+    order, partition = None, []
+    for term in n.conjuncts(sub.get("whereClause")):
+        kind, expr = n.unwrap(term)
+        left, right = n.column(expr.get("lexpr")), n.column(expr.get("rexpr"))
+        if kind != "A_Expr" or not left or not right or left[1] != right[1]:
+            return None
+        operator = n.operator(expr)
+        if left[0] == outer_alias:
+            left, right = right, left
+            operator = {"<=": ">=", ">=": "<="}.get(operator, operator)
+        if left[0] not in (inner_alias, None) or right[0] != outer_alias:
+            return None
+        if operator == "=":
+            partition.append(right[1])
+        elif operator == "<=" and order is None:
+            order = right[1]
+        else:
+            return None
+    if order is None:
+        return None
+    arguments = "*" if call.get("agg_star") else ", ".join(
+        f"{outer_alias}.{ref[1]}" for ref in map(n.column, call.get("args", [])) if ref)
+    if not arguments:
+        return None
+    over = (f"PARTITION BY {', '.join(f'{outer_alias}.{column}' for column in partition)} " if partition else "")
+    window = f"{name}({arguments}) OVER ({over}ORDER BY {outer_alias}.{order})"
+    start = ctx.query.text_at(n.location({"SubLink": sublink}))
+    end = closing_paren(ctx.query.sql, start)
+    return splice(ctx.query, [(start, end, window)]) if end else None
+
+
+def check_sql_SelectStmt(node: dict, ctx) -> None:
+    if not ctx.query.has("SubLink"):
+        return
+    outer = n.range_tables(node.get("fromClause"))
+    if not outer:
+        return
+    for target in node.get("targetList", []):
+        for kind, body in n.walk(n.unwrap(target)[1].get("val")):
+            if kind != "SubLink" or body.get("subLinkType") != "EXPR_SUBLINK":
+                continue
+            sub = n.unwrap(body.get("subselect"))[1]
+            references = _outer_references(sub, outer)
+            if references:
+                qualifier, column = references[0]
+                ctx.report({"SubLink": body},
+                           f"scalar subquery in the select list depends on the outer row ({qualifier}.{column}): "
+                           "it runs once per row returned, O(N^2) as the table grows",
+                           rewrite=_window_rewrite(ctx, body, sub, outer))

@@ -85,8 +85,49 @@ async def mark_read(conn, user_id, notification_id):
 - https://www.psycopg.org/psycopg3/docs/basic/transactions.html
 """
 
+import ast
+
+from pglab.lab.check import flow
+from pglab.lab.check import sqlnodes as n
+from pglab.lab.check.extract import dotted
+
 CODE = "PGL008"
 CATEGORY = "round-trips"
 STATIC_SIGNAL = "count(*) query executed from middleware or a per-request hook"
 RUNTIME_SIGNAL = "a count query at the top of pg_stat_statements by calls x total time"
 FIX_HINT = "maintain a counter on write, or drop count(*) from the hot path (count only where shown)"
+
+# -- static rule ------------------------------------------------------------
+
+HOOK_DECORATORS = frozenset({"middleware", "before_request", "after_request", "before_app_request",
+                             "context_processor", "app_context_processor", "url_value_preprocessor",
+                             "before_first_request"})
+HOOK_METHODS = frozenset({"dispatch", "__call__", "process_request", "process_view", "process_response",
+                          "process_template_response", "before_request", "after_request"})
+
+
+def _per_request(call) -> bool:
+    """The call runs in code every request goes through: middleware, before/after hooks, context
+    processors."""
+    function = call.function
+    if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+        return False
+    if any(name.rsplit(".", 1)[-1] in HOOK_DECORATORS for name in flow.decorators(function)):
+        return True
+    if "middleware" in function.name.lower():
+        return True
+    owner = flow.enclosing_class(call.module, function)
+    if owner is not None and function.name in HOOK_METHODS:
+        bases = [dotted(base) for base in owner.bases]
+        return "middleware" in owner.name.lower() or any("middleware" in base.lower() for base in bases)
+    return False
+
+
+def check_query(query, ctx) -> None:
+    if query.kind != "SelectStmt" or query.call is None:
+        return
+    counts = [kind for kind, body in n.walk(query.body.get("targetList"))
+              if kind == "FuncCall" and (n.strings(body.get("funcname")) or [""])[-1] == "count"]
+    if counts and _per_request(query.call):
+        ctx.report(query.call.node, "count() on every request from middleware or a per-request hook: a scan "
+                                    "of every matching row, multiplied by the request rate")

@@ -82,8 +82,94 @@ async def add_message(conn, conversation_id: int, user_id: int, body: str, token
 - https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html
 """
 
+import ast
+
+from pglab.lab.check import sqlnodes as n
+from pglab.lab.check.rewrite import node_span, splice
+
 CODE = "PGL017"
 CATEGORY = "transactions"
 STATIC_SIGNAL = "value SELECTed, changed in code, written back by UPDATE of the same row"
 RUNTIME_SIGNAL = "not a statistic: lost-update invariant (sum of message tokens = account total)"
 FIX_HINT = "UPDATE ... SET col = col + $1 in one statement (RETURNING if the new value is needed)"
+
+# -- static rule ------------------------------------------------------------
+
+FETCHES = frozenset({"fetchone", "fetchall", "fetchmany", "fetchrow", "fetchval", "scalar", "scalar_one", "one",
+                     "first", "all", "mappings"})
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {child.id for child in ast.walk(node) if isinstance(child, ast.Name)}
+
+
+def _targets(statement: ast.Assign | ast.AugAssign | ast.AnnAssign) -> set[str]:
+    targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+    return {name for target in targets for name in _names(target)}
+
+
+def _read_values(select, update_line: int) -> set[str]:
+    """Names that hold what `select` read: assigned from the call itself, or from a fetch on its
+    cursor afterwards (psycopg's `cur.execute(...); value = cur.fetchone()[0]`)."""
+    names: set[str] = set()
+    receiver = select.receiver_name
+    for node in ast.walk(select.function):
+        if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None:
+            continue
+        if not (select.node.lineno <= node.lineno < update_line):
+            continue
+        calls = [child for child in ast.walk(node.value) if isinstance(child, ast.Call)]
+        if select.node in calls or any(isinstance(call.func, ast.Attribute) and call.func.attr in FETCHES
+                                       and module_dotted(call.func.value) == receiver for call in calls):
+            names |= _targets(node)
+    return names
+
+
+def module_dotted(node: ast.AST) -> str | None:
+    from pglab.lab.check.extract import dotted
+
+    return dotted(node) or None
+
+
+def _tainted(select, update_line: int) -> set[str]:
+    tainted = _read_values(select, update_line)
+    statements = sorted((node for node in ast.walk(select.function)
+                         if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign) and node.value is not None
+                         and select.node.lineno <= node.lineno < update_line), key=lambda node: node.lineno)
+    for statement in statements:
+        if statement.value is not None and _names(statement.value) & tainted:
+            tainted |= _targets(statement)
+    return tainted
+
+
+def check_query(query, ctx) -> None:
+    call = query.call
+    if query.kind != "UpdateStmt" or call is None or call.function is None:
+        return
+    table = n.relation_name(query.body.get("relation", {}))
+    assignments = []
+    for target in query.body.get("targetList", []):
+        body = n.unwrap(target)[1]
+        value = body.get("val")
+        number = n.param_number(value)
+        if number is not None:
+            assignments.append((body.get("name", ""), value, number))
+    if not assignments:
+        return
+    line = call.node.lineno
+    for select in call.module.calls_in(call.function):
+        if select.node.lineno >= line or not any(
+                other.kind == "SelectStmt" and not other.body.get("lockingClause")
+                and table in n.range_tables(other.body.get("fromClause")).values() for other in select.queries):
+            continue
+        tainted = _tainted(select, line)
+        for column, value, number in assignments:
+            expression = call.param_expr(query, number)
+            if expression is not None and _names(expression) & tainted:
+                span = node_span(query, value)
+                rewrite = (splice(query, [(span[0], span[1], f"{column} + ${number}")])
+                           + f"  -- ${number} is now the change, not the new value") if span else None
+                ctx.report(call.node, f"{table}.{column} is read, changed in Python and written back: two "
+                                      "concurrent requests read the same value and one update is lost",
+                           rewrite=rewrite, severity="error")
+                return

@@ -76,8 +76,22 @@ with conn.transaction():
 - https://www.psycopg.org/psycopg3/docs/basic/copy.html
 """
 
+from pglab.lab.check.loops import per_item
+
 CODE = "PGL019"
 CATEGORY = "round-trips"
 STATIC_SIGNAL = "INSERT executed inside a loop"
 RUNTIME_SIGNAL = "INSERT calls far above requests (one row per call); long transactions"
 FIX_HINT = "insert the whole set in one statement: INSERT ... SELECT, unnest(arrays), or COPY"
+
+# -- static rule ------------------------------------------------------------
+
+def check_query(query, ctx) -> None:
+    if query.kind != "InsertStmt":
+        return
+    found = per_item(query)
+    if found is None:
+        return
+    table = query.body.get("relation", {}).get("relname", "the table")
+    ctx.report(query.call.node, f"INSERT INTO {table} once per item of a loop: one round trip and one "
+                                "index-maintenance pass per row, inside one long transaction")

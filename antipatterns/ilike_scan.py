@@ -80,8 +80,45 @@ LIMIT 20;
 - https://www.postgresql.org/docs/current/using-explain.html
 """
 
+import ast
+
+from pglab.lab.check import sqlnodes as n
+
 CODE = "PGL003"
 CATEGORY = "indexing"
 STATIC_SIGNAL = "LIKE/ILIKE whose pattern starts with a wildcard ('%...', '%' || $1, or f\"%{x}%\")"
 RUNTIME_SIGNAL = "Seq Scan with a ~~* or ~~ Filter on a large table"
 FIX_HINT = "add a pg_trgm GIN index (gin_trgm_ops), or use full-text search on a GIN tsvector index"
+
+# -- static rule ------------------------------------------------------------
+
+LIKE_OPERATORS = frozenset({"~~", "~~*", "!~~", "!~~*"})
+
+
+def _leading_wildcard(pattern: object, ctx) -> bool:
+    value = n.constant(pattern)
+    if isinstance(value, str):
+        return value[:1] in ("%", "_")
+    kind, body = n.unwrap(pattern)
+    if kind == "A_Expr" and n.operator(body) == "||":
+        return _leading_wildcard(body.get("lexpr"), ctx)
+    number = n.param_number(pattern)
+    call = ctx.query.call
+    if number is None or call is None:
+        return False
+    expression = call.param_expr(ctx.query, number)
+    if not isinstance(expression, ast.expr):
+        return False
+    text = call.module.resolver.resolve(expression)
+    return text is not None and text.value[:1] in ("%", "_")
+
+
+def check_sql_A_Expr(node: dict, ctx) -> None:
+    if not (ctx.query.has("AEXPR_LIKE") or ctx.query.has("AEXPR_ILIKE") or "~~" in ctx.query.json):
+        return
+    if node.get("kind") not in ("AEXPR_LIKE", "AEXPR_ILIKE") and n.operator(node) not in LIKE_OPERATORS:
+        return
+    if _leading_wildcard(node.get("rexpr"), ctx):
+        word = "ILIKE" if node.get("kind") == "AEXPR_ILIKE" or "*" in n.operator(node) else "LIKE"
+        ctx.report(node, f"{word} pattern starts with a wildcard: no B-tree index can serve it, so every search "
+                         "reads every row")

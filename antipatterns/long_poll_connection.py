@@ -97,8 +97,49 @@ async def poll_notifications(user_id: int, since_id: int):
 - https://www.psycopg.org/psycopg3/docs/advanced/async.html
 """
 
+import ast
+
+from pglab.lab.check import flow
+
 CODE = "PGL015"
 CATEGORY = "connections"
 STATIC_SIGNAL = "sleep-and-query loop inside a held connection or transaction"
 RUNTIME_SIGNAL = "many connections idle (in transaction) for long, repeating the same poll query"
 FIX_HINT = "LISTEN/NOTIFY with one listener per process, or release the connection between polls"
+
+# -- static rule ------------------------------------------------------------
+
+def _check(loop: ast.While | ast.For | ast.AsyncFor, ctx) -> None:
+    module = ctx.module
+    nodes = list(flow.body_nodes(loop.body))
+    if not any(flow.is_sleep(node) for node in nodes):
+        return
+    held = flow.held_names(module, loop, loop)
+    for node in nodes:
+        call = module.call_of.get(node) if isinstance(node, ast.Call) else None
+        if call is None or flow.loops_around(module, call.node)[:1] != [loop]:
+            continue
+        if "ListenStmt" in call.kinds or any(
+                isinstance(other, ast.Call) and flow.call_name(other).rsplit(".", 1)[-1] in ("notifies",
+                                                                                             "add_listener")
+                for other in ast.walk(module.function_of(loop) or loop)):
+            return
+        receiver = (call.receiver_name or "").split(".")[0]
+        inside = [block for block, _item, _kind in flow.database_contexts(module, call.node)
+                  if any(ancestor is loop for ancestor in module.ancestors(block))]
+        if receiver in held and not inside:
+            ctx.report(loop, f"polling loop sleeps while holding {receiver}: one connection per poller is "
+                             "pinned idle (in transaction, if one is open) between polls")
+            return
+
+
+def check_py_While(node: ast.While, ctx) -> None:
+    _check(node, ctx)
+
+
+def check_py_For(node: ast.For, ctx) -> None:
+    _check(node, ctx)
+
+
+def check_py_AsyncFor(node: ast.AsyncFor, ctx) -> None:
+    _check(node, ctx)

@@ -81,3 +81,16 @@ CATEGORY = "indexing"
 STATIC_SIGNAL = "foreign-key column (or column set) that is not the leading key of any index"
 RUNTIME_SIGNAL = "seq scans on the child during parent deletes/joins; FK trigger time in EXPLAIN"
 FIX_HINT = "CREATE INDEX CONCURRENTLY on the FK column (or a composite index led by it)"
+
+# -- static rule ------------------------------------------------------------
+
+def check_schema(schema, ctx) -> None:
+    for table in schema.tables.values():
+        for key in table.foreign_keys:
+            width = len(key.columns)
+            if any(set(index.keys[:width]) == set(key.columns) for index in table.btree_indexes()):
+                continue
+            ctx.report(key.origin, f"foreign key {table.name}({', '.join(key.columns)}) -> {key.references} has no "
+                                   f"index led by its column(s): every delete or key update on {key.references} "
+                                   f"scans {table.name}",
+                       evidence={"table": table.name, "columns": list(key.columns), "references": key.references})

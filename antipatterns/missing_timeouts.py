@@ -83,8 +83,35 @@ pool = AsyncConnectionPool(
 - https://www.psycopg.org/psycopg3/docs/api/pool.html
 """
 
+import ast
+
+from pglab.lab.check.pools import creation
+
 CODE = "PGL016"
 CATEGORY = "connections"
 STATIC_SIGNAL = "pool or connection created without statement/idle-in-transaction/acquire timeouts"
 RUNTIME_SIGNAL = "timeouts at 0 for the app role; runaway active / idle-in-transaction sessions"
 FIX_HINT = "set statement_timeout, lock_timeout, idle_in_transaction_session_timeout, pool timeout"
+
+# -- static rule ------------------------------------------------------------
+
+SERVER_TIMEOUTS = ("statement_timeout", "idle_in_transaction_session_timeout")
+
+
+def _set_in_code(module, setting: str) -> bool:
+    """A `SET statement_timeout` executed anywhere in the module (a configure callback, a startup hook)."""
+    return any(setting in query.sql for call in module.calls for query in call.queries)
+
+
+def check_py_Call(node: ast.Call, ctx) -> None:
+    created = creation(node)
+    if created is None or created.library == "psycopg2" and created.kind == "pool":
+        return
+    missing = [setting for setting in SERVER_TIMEOUTS
+               if not created.mentions(setting, ctx.module) and setting not in ctx.schema.settings
+               and not _set_in_code(ctx.module, setting)]
+    if not missing:
+        return
+    what = "pool" if created.kind == "pool" else "connection"
+    ctx.report(node, f"{what} created without {' or '.join(missing)}: a runaway query or an abandoned "
+                     "transaction holds its connection and locks for ever")

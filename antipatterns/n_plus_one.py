@@ -77,8 +77,23 @@ def list_notifications(conn, user_id):
 - https://www.psycopg.org/psycopg3/docs/basic/adapt.html
 """
 
+from pglab.lab.check.loops import per_item
+from pglab.lab.check.rewrite import any_rewrite
+
 CODE = "PGL007"
 CATEGORY = "round-trips"
 STATIC_SIGNAL = "query executed inside a loop over rows, parameterised by the loop variable"
 RUNTIME_SIGNAL = "same fingerprint called far more often than requests (>= 5 per unit of work)"
 FIX_HINT = "fetch the related rows with a JOIN, or in one batch with WHERE id = ANY(%s)"
+
+# -- static rule ------------------------------------------------------------
+
+def check_query(query, ctx) -> None:
+    if query.kind != "SelectStmt":
+        return
+    found = per_item(query)
+    if found is None or not found.over_rows:
+        return
+    ctx.report(query.call.node, "query runs once per row of another query (N+1): one round trip, parse and "
+                                "plan per row, with the connection held for the whole loop",
+               rewrite=any_rewrite(query, found.numbers))

@@ -106,8 +106,61 @@ async def list_messages(conversation_id: int):
 - https://github.com/Netflix/concurrency-limits
 """
 
+import ast
+
+from pglab.lab.check.pools import constant_int, creation
+
 CODE = "PGL013"
 CATEGORY = "connections"
 STATIC_SIGNAL = "pool with no (or a long) acquire timeout, unbounded queue, no admission limit"
 RUNTIME_SIGNAL = "p99 far above the SLO while throughput stays flat; connections pinned at pool max"
 FIX_HINT = "short acquire timeout plus an adaptive (AIMD/gradient) concurrency limit that sheds 503"
+
+# -- static rule ------------------------------------------------------------
+
+LONG_WAIT = 10  # seconds: a request that waits this long for a connection has already failed its SLO
+ADMISSION = ("PoolTimeout", "TooManyRequests", "Semaphore", "CapacityLimiter", "Limiter", "limiter",
+             "HTTP_503", "503", "max_waiting")
+
+
+def _admission_control(module) -> bool:
+    """The module sheds load somewhere: catches pool timeouts, limits concurrency or answers 503."""
+    for node in module.nodes:
+        if isinstance(node, ast.Name | ast.Attribute) and any(word in (node.id if isinstance(node, ast.Name)
+                                                                        else node.attr) for word in ADMISSION):
+            return True
+        if isinstance(node, ast.Constant) and node.value == 503:
+            return True
+    return False
+
+
+def _long_wait(created) -> str | None:
+    """Why this pool queues without bound, or None when it sheds."""
+    if created.library == "psycopg_pool":
+        timeout = created.keyword("timeout")
+        waiting = constant_int(created.keyword("max_waiting"))
+        if waiting:
+            return None
+        seconds = constant_int(timeout) if timeout is not None else 30
+        if timeout is not None and (seconds is None or seconds < LONG_WAIT):
+            return None
+        return f"acquire timeout {seconds}s and an unbounded wait queue (max_waiting=0)"
+    if created.library == "asyncpg":
+        return "no acquire timeout and an unbounded wait queue"
+    if created.library == "sqlalchemy":
+        timeout = created.keyword("pool_timeout")
+        seconds = constant_int(timeout) if timeout is not None else 30
+        if timeout is not None and (seconds is None or seconds < LONG_WAIT):
+            return None
+        return f"pool_timeout {seconds}s and no bound on waiting requests"
+    return None
+
+
+def check_py_Call(node: ast.Call, ctx) -> None:
+    created = creation(node)
+    if created is None or created.kind != "pool":
+        return
+    reason = _long_wait(created)
+    if reason and not _admission_control(ctx.module):
+        ctx.report(node, f"pool with {reason}, and no admission limit: past capacity every request queues, "
+                         "latency climbs while throughput stays flat")

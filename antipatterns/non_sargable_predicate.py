@@ -74,8 +74,63 @@ SELECT id FROM users WHERE lower(email) = lower($1);  -- Index Scan using users_
 - https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-INDEXES-VIEW
 """
 
+from pglab.lab.check import sqlnodes as n
+
 CODE = "PGL006"
 CATEGORY = "indexing"
 STATIC_SIGNAL = "lower(col) = ..., col::text = ..., date(col) = ... with no matching expression index"
 RUNTIME_SIGNAL = "Seq Scan although the filtered column is indexed"
 FIX_HINT = "index the exact expression (ON users (lower(email))), or normalise the column"
+
+# -- static rule ------------------------------------------------------------
+
+COMPARISONS = frozenset({"=", "<", ">", "<=", ">=", "~~", "~~*"})
+
+
+def _wrapped_column(node: object) -> tuple[str | None, str] | None:
+    """The column inside `f(col, ...)` or `col::type`, when the expression wraps one."""
+    kind, body = n.unwrap(node)
+    if kind == "TypeCast":
+        return n.column(body.get("arg"))
+    if kind == "FuncCall" and not body.get("agg_star") and not body.get("over"):
+        columns = [reference for reference in map(n.column, body.get("args", [])) if reference]
+        others = [arg for arg in body.get("args", []) if not n.column(arg) and not n.is_value(arg)]
+        return columns[0] if len(columns) == 1 and not others else None
+    return None
+
+
+def _check(where: object, tables: dict[str, str | None], ctx) -> None:
+    if not (ctx.query.has("FuncCall") or ctx.query.has("TypeCast")):
+        return
+    for term in n.conjuncts(where):
+        kind, expr = n.unwrap(term)
+        if kind != "A_Expr" or not (n.operator(expr) in COMPARISONS or expr.get("kind") in ("AEXPR_IN",)):
+            continue
+        for side, other in ((expr.get("lexpr"), expr.get("rexpr")), (expr.get("rexpr"), expr.get("lexpr"))):
+            reference = _wrapped_column(side)
+            if reference is None or not n.is_value(other):
+                continue
+            table = ctx.schema.table(n.table_of(reference, tables))
+            if table is None or reference[1] not in table.columns:
+                continue
+            wanted = n.canonical(side)
+            if any(wanted in index.keys for index in table.indexes.values()):
+                continue
+            plain = " although the column has an index" if table.leads(reference[1]) else ""
+            ctx.report(side, f"a function or cast wraps {table.name}.{reference[1]}{plain}: no index on the bare "
+                             "column can serve the comparison, and no expression index matches")
+
+
+def check_sql_SelectStmt(node: dict, ctx) -> None:
+    if ctx.schema:
+        _check(node.get("whereClause"), n.range_tables(node.get("fromClause")), ctx)
+
+
+def check_sql_UpdateStmt(node: dict, ctx) -> None:
+    if ctx.schema:
+        _check(node.get("whereClause"), n.range_tables([{"RangeVar": node.get("relation", {})}]), ctx)
+
+
+def check_sql_DeleteStmt(node: dict, ctx) -> None:
+    if ctx.schema:
+        _check(node.get("whereClause"), n.range_tables([{"RangeVar": node.get("relation", {})}]), ctx)

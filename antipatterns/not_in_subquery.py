@@ -74,8 +74,23 @@ WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.user_id = u.id);  -- Hash Ant
 - https://www.postgresql.org/docs/current/using-explain.html
 """
 
+from pglab.lab.check import sqlnodes as n
+from pglab.lab.check.rewrite import not_exists
+
 CODE = "PGL010"
 CATEGORY = "query-shape"
 STATIC_SIGNAL = "NOT IN whose right-hand side is a subquery"
 RUNTIME_SIGNAL = "non-hashed SubPlan under a NOT filter, loops ~ outer rows; wrong with NULLs"
 FIX_HINT = "rewrite as NOT EXISTS (SELECT 1 FROM inner WHERE inner.col = outer.col)"
+
+# -- static rule ------------------------------------------------------------
+
+def check_sql_BoolExpr(node: dict, ctx) -> None:
+    if node.get("boolop") != "NOT_EXPR" or not ctx.query.has("SubLink"):
+        return
+    for argument in node.get("args", []):
+        kind, body = n.unwrap(argument)
+        if kind == "SubLink" and body.get("subLinkType") == "ANY_SUBLINK" and body.get("testexpr"):
+            ctx.report(argument, "NOT IN (SELECT ...) runs as a per-row subplan unless it fits in work_mem, "
+                                 "and returns no rows at all once the subquery yields a NULL",
+                       rewrite=not_exists(ctx.query, node, body))

@@ -78,8 +78,26 @@ LIMIT 50;  -- Index Scan Backward, about 50 entries read at any depth
 - https://www.postgresql.org/docs/current/using-explain.html
 """
 
+from pglab.lab.check import sqlnodes as n
+
 CODE = "PGL005"
 CATEGORY = "query-shape"
 STATIC_SIGNAL = "OFFSET with a non-constant or large value"
 RUNTIME_SIGNAL = "rows read grow with the offset: Limit child returns offset + limit rows"
 FIX_HINT = "replace OFFSET with keyset pagination: WHERE (created_at, id) < ($2, $3) ... LIMIT n"
+
+# -- static rule ------------------------------------------------------------
+
+LARGE_OFFSET = 1000  # a constant OFFSET below this is a fixed, cheap skip (a "top 10 after the first 20")
+
+
+def check_sql_SelectStmt(node: dict, ctx) -> None:
+    offset = node.get("limitOffset")
+    if not offset:
+        return
+    value = n.constant(offset)
+    if isinstance(value, int | float) and value < LARGE_OFFSET:
+        return
+    what = f"OFFSET {value}" if value is not None else "OFFSET from a parameter"
+    ctx.report(offset, f"{what}: the server reads and discards every skipped row, so deep pages cost as much "
+                       "as everything before them")

@@ -75,8 +75,24 @@ with conn.transaction():
 - https://www.psycopg.org/psycopg3/docs/basic/adapt.html
 """
 
+from pglab.lab.check.loops import per_item
+from pglab.lab.check.rewrite import any_rewrite
+
 CODE = "PGL020"
 CATEGORY = "round-trips"
 STATIC_SIGNAL = "UPDATE executed inside a loop"
 RUNTIME_SIGNAL = "UPDATE calls far above requests, one row per call (pg_stat_statements)"
 FIX_HINT = "update the set in one statement: UPDATE ... WHERE id = ANY(%s) with a list of ids"
+
+# -- static rule ------------------------------------------------------------
+
+def check_query(query, ctx) -> None:
+    if query.kind != "UpdateStmt":
+        return
+    found = per_item(query)
+    if found is None:
+        return
+    table = query.body.get("relation", {}).get("relname", "the table")
+    ctx.report(query.call.node, f"UPDATE {table} once per item of a loop: a round trip, a row lock and a new "
+                                "row version per item instead of one set-based statement",
+               rewrite=any_rewrite(query, found.numbers))

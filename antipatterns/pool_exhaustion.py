@@ -87,8 +87,45 @@ async def list_messages(conversation_id: int):
 - https://www.psycopg.org/psycopg3/docs/advanced/pool.html
 """
 
+import ast
+
+from pglab.lab.check import flow
+from pglab.lab.check.pools import constant_int, creation, per_request
+
 CODE = "PGL012"
 CATEGORY = "connections"
 STATIC_SIGNAL = "connect per request, or pool max_size (x processes) above max_connections"
 RUNTIME_SIGNAL = "numbackends near max_connections (warn 80-90 %, critical 95 %); too many clients"
 FIX_HINT = "open one bounded pool per process at startup; keep the total below max_connections"
+
+# -- static rule ------------------------------------------------------------
+
+def _pool_size(created) -> int | None:
+    if created.library == "sqlalchemy":
+        size = constant_int(created.keyword("pool_size"))
+        overflow = constant_int(created.keyword("max_overflow"))
+        return None if size is None else size + (overflow if overflow is not None else 10)
+    for name in ("max_size", "maxconn", "maxsize"):
+        value = constant_int(created.keyword(name))
+        if value is not None:
+            return value
+    if created.library == "psycopg2" and len(created.node.args) >= 2:
+        return constant_int(created.node.args[1])
+    return None
+
+
+def check_py_Call(node: ast.Call, ctx) -> None:
+    created = creation(node)
+    if created is None:
+        return
+    handler = per_request(ctx.module, node)
+    if handler is not None or flow.loops_around(ctx.module, node):
+        where = f"request handler {handler.name}()" if handler is not None else "a loop"
+        what = "a new server connection" if created.kind == "connect" else "a new pool"
+        ctx.report(node, f"{what} per call of {where}: under load the backends multiply until Postgres "
+                         "refuses connections (too many clients)")
+        return
+    size = _pool_size(created) if created.kind == "pool" else None
+    if size is not None and size > ctx.max_connections:
+        ctx.report(node, f"pool of up to {size} connections, above max_connections = {ctx.max_connections}: "
+                         "the pool can never be filled and other clients get refused")

@@ -80,8 +80,28 @@ SELECT payload FROM notifications WHERE id = $1 AND user_id = $2;
 - https://www.postgresql.org/docs/current/pgstatstatements.html
 """
 
+from pglab.lab.check import sqlnodes as n
+from pglab.lab.check.flow import single_row
+from pglab.lab.check.shape import limited_to_one, unique_lookup
+
 CODE = "PGL011"
 CATEGORY = "query-shape"
 STATIC_SIGNAL = "SELECT * (or a wide jsonb/text column) in a multi-row list query"
 RUNTIME_SIGNAL = "large row width / bytes per call (width x rows per call; SERIALIZE on 17+)"
 FIX_HINT = "select only the columns the endpoint renders; fetch wide values in the detail query"
+
+# -- static rule ------------------------------------------------------------
+
+def check_query(query, ctx) -> None:
+    body = query.body
+    if query.kind != "SelectStmt" or not query.has("A_Star") or not body.get("fromClause") or limited_to_one(body):
+        return
+    if unique_lookup(body, ctx.schema) or (query.call is not None and single_row(query.call)):
+        return
+    for target in body.get("targetList", []):
+        value = n.unwrap(target)[1].get("val")
+        kind, reference = n.unwrap(value)
+        if kind == "ColumnRef" and any(n.unwrap(field)[0] == "A_Star" for field in reference.get("fields", [])):
+            ctx.report(value, "SELECT * in a list query sends every column of every row, wide text/jsonb "
+                              "included, whether the caller uses them or not")
+            return

@@ -87,8 +87,84 @@ for attempt in range(5):
 - https://www.psycopg.org/psycopg3/docs/api/errors.html
 """
 
+import ast
+
+from pglab.lab.check import flow
+from pglab.lab.check import sqlnodes as n
+from pglab.lab.check.extract import dotted
+
 CODE = "PGL022"
 CATEGORY = "transactions"
 STATIC_SIGNAL = "isolation set to SERIALIZABLE with no retry on SQLSTATE 40001"
 RUNTIME_SIGNAL = "serialization failures (SQLSTATE 40001) surfacing as errors; xact_rollback growth"
 FIX_HINT = "re-run the whole transaction on 40001/40P01 with jittered backoff (or lock explicitly)"
+
+# -- static rule ------------------------------------------------------------
+
+ISOLATION_SETTINGS = ("transaction_isolation", "default_transaction_isolation")
+RETRY_ERRORS = ("SerializationFailure", "SerializationError", "TransactionRollbackError", "DeadlockDetected",
+                "40001")
+
+
+def _mentions_serializable(node: ast.AST | None) -> bool:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value.strip().lower() == "serializable"
+    return isinstance(node, ast.Attribute | ast.Name) and dotted(node).rsplit(".", 1)[-1].upper() == "SERIALIZABLE"
+
+
+def _has_retry(module) -> bool:
+    """Somewhere in the module, a loop around a handler of serialization failures, or a retry
+    decorator (tenacity, backoff) or helper."""
+    for node in module.nodes:
+        if isinstance(node, ast.ExceptHandler) and node.type is not None:
+            caught = ast.unparse(node.type)
+            handles = any(name in caught for name in RETRY_ERRORS) or _checks_sqlstate(node)
+            if handles and flow.loops_around(module, node):
+                return True
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(
+                "retry" in name.lower() or "backoff" in name.lower() for name in flow.decorators(node)):
+            return True
+        if isinstance(node, ast.Call) and "retr" in flow.call_name(node).lower():
+            return True
+    return False
+
+
+def _checks_sqlstate(handler: ast.ExceptHandler) -> bool:
+    return any(isinstance(node, ast.Constant) and node.value == "40001" for node in ast.walk(handler))
+
+
+def check_py_Call(node: ast.Call, ctx) -> None:
+    for keyword in node.keywords:
+        if keyword.arg in ("isolation_level", "isolation") and _mentions_serializable(keyword.value):
+            if not _has_retry(ctx.module):
+                ctx.report(node, "SERIALIZABLE transactions with no retry on SQLSTATE 40001: every "
+                                 "serialization failure under concurrency surfaces as an error")
+            return
+    setter = flow.call_name(node).endswith("set_isolation_level") and node.args
+    if setter and _mentions_serializable(node.args[0]) and not _has_retry(ctx.module):
+        ctx.report(node, "SERIALIZABLE with no retry on SQLSTATE 40001: serialization failures become errors")
+
+
+def check_py_Assign(node: ast.Assign, ctx) -> None:
+    setter = any(isinstance(target, ast.Attribute) and target.attr == "isolation_level" for target in node.targets)
+    if setter and _mentions_serializable(node.value) and not _has_retry(ctx.module):
+        ctx.report(node, "SERIALIZABLE with no retry on SQLSTATE 40001: serialization failures become errors")
+
+
+def _serializable_statement(query) -> bool:
+    for kind, body in n.walk({query.kind: query.body}):
+        if kind == "DefElem" and body.get("defname") in ISOLATION_SETTINGS and \
+                "serializable" in str(n.constant(body.get("arg"))).lower():
+            return True
+        if kind == "VariableSetStmt" and body.get("name") in ISOLATION_SETTINGS and \
+                any("serializable" in str(n.constant(arg)).lower() for arg in body.get("args", [])):
+            return True
+    return False
+
+
+def check_query(query, ctx) -> None:
+    if query.call is None or query.kind not in ("TransactionStmt", "VariableSetStmt"):
+        return
+    if _serializable_statement(query) and not _has_retry(query.call.module):
+        ctx.report(query.call.node, "SERIALIZABLE with no retry on SQLSTATE 40001: serialization failures "
+                                    "surface as errors instead of being retried")

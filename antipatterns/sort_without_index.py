@@ -81,8 +81,46 @@ LIMIT 50;
 - https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-WORK-MEM
 """
 
+from pglab.lab.check import sqlnodes as n
+from pglab.lab.check.shape import equality_columns, unique_lookup
+
 CODE = "PGL009"
 CATEGORY = "indexing"
 STATIC_SIGNAL = "ORDER BY + LIMIT where no index covers the filter columns then the sort columns"
 RUNTIME_SIGNAL = "Sort (top-N heapsort) under a Limit over many more rows than returned"
 FIX_HINT = "add a composite index (filter columns, sort column), e.g. (conversation_id, created_at)"
+
+# -- static rule ------------------------------------------------------------
+
+def _covered(keys: tuple[str, ...], equal: set[str], order: list[str]) -> bool:
+    """An index serves `WHERE equal... ORDER BY order LIMIT k` when its keys are some of the equality
+    columns first, then the sort columns in order."""
+    for start in range(len(keys) + 1):
+        if not set(keys[:start]) <= equal:
+            break
+        if list(keys[start : start + len(order)]) == order:
+            return True
+    return False
+
+
+def check_sql_SelectStmt(node: dict, ctx) -> None:
+    sort = node.get("sortClause")
+    if not sort or not node.get("limitCount") or not ctx.schema:
+        return
+    tables = n.range_tables(node.get("fromClause"))
+    references = [n.column(n.unwrap(item)[1].get("node")) for item in sort]
+    if not all(references):
+        return
+    owners = {n.table_of(reference, tables) for reference in references}
+    if len(owners) != 1 or unique_lookup(node, ctx.schema):
+        return
+    table = ctx.schema.table(owners.pop())
+    order = [reference[1] for reference in references]
+    if table is None or not all(column in table.columns for column in order):
+        return
+    equal = equality_columns(node.get("whereClause"), tables).get(table.name, set())
+    if any(_covered(index.keys, equal, order) for index in table.btree_indexes()):
+        return
+    wanted = ", ".join([*sorted(equal), *order])
+    ctx.report(sort[0], f"ORDER BY {', '.join(order)} LIMIT with no index on {table.name} ({wanted}): every "
+                        "matching row is read and sorted to return the first few")

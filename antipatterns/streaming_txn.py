@@ -89,8 +89,87 @@ async def stream_reply(conversation_id: int, user_id: int, prompt: str):
 - https://www.psycopg.org/psycopg3/docs/basic/transactions.html
 """
 
+import ast
+
+from pglab.lab.check import flow
+from pglab.lab.check.extract import SQL_METHODS
+
 CODE = "PGL014"
 CATEGORY = "transactions"
 STATIC_SIGNAL = "await/yield/sleep/HTTP call inside a transaction or a held connection"
 RUNTIME_SIGNAL = "sessions idle in transaction for seconds (from state_change); pool waits"
 FIX_HINT = "commit before the slow work: two short transactions, stream with no connection held"
+
+# -- static rule ------------------------------------------------------------
+
+DATABASE_AWAITS = SQL_METHODS | flow.ROW_METHODS | {"commit", "rollback", "close", "release", "transaction",
+                                                     "begin", "refresh", "flush", "merge", "get", "add", "delete",
+                                                     "set_type_codec", "notifies", "wait", "run_sync"}
+
+
+def _listens(module, block) -> bool:
+    """A connection held to LISTEN (and wait for notifications) is doing its job by waiting."""
+    for call in module.calls_in(block):
+        if "ListenStmt" in call.kinds:
+            return True
+    return any(isinstance(node, ast.Call) and flow.call_name(node).rsplit(".", 1)[-1] in ("notifies",
+                                                                                          "add_listener")
+               for node in ast.walk(block))
+
+
+def _slow(node: ast.AST, held: set[str], module) -> str | None:
+    """What makes `node` slow non-database work, or None."""
+    if isinstance(node, ast.Yield | ast.YieldFrom):
+        return "a yield (the caller streams while the transaction stays open)"
+    if flow.is_sleep(node):
+        return "a sleep"
+    if flow.is_http(node):
+        return "an HTTP call"
+    if flow.is_stream_write(node):
+        return "a write to the client"
+    if isinstance(node, ast.Await) and isinstance(node.value, ast.Call):
+        call = node.value
+        if call in module.call_of or flow.is_sleep(call) or flow.is_http(call) or flow.is_stream_write(call):
+            return None
+        name = flow.call_name(call)
+        parts = name.split(".")
+        if parts[-1] in DATABASE_AWAITS or (parts[0] in held and len(parts) > 1):
+            return None
+        if any(isinstance(arg, ast.Name) and arg.id in held for arg in call.args):
+            return None  # a helper given the connection: database work
+        return f"an await of non-database work ({name or 'a call'})"
+    return None
+
+
+def _check(block, ctx) -> None:
+    module = ctx.module
+    kinds = [flow.context_kind(item.context_expr) for item in block.items]
+    if not any(kinds):
+        return
+    kind = "transaction" if "transaction" in kinds else "held connection"
+    held = {item.optional_vars.id for item in block.items if isinstance(item.optional_vars, ast.Name)}
+    held |= {name for name in ("conn", "connection", "cur", "cursor", "session", "tx") if name in held}
+    executed = False
+    for node in flow.body_nodes(block.body):
+        if isinstance(node, ast.Call) and node in module.call_of:
+            executed = True
+            continue
+        if not executed:
+            continue
+        if isinstance(node, ast.With | ast.AsyncWith) and any(flow.context_kind(i.context_expr) for i in node.items):
+            return  # the inner block is checked on its own
+        reason = _slow(node, held, module)
+        if reason and kind == "held connection" and _listens(module, block):
+            return
+        if reason:
+            ctx.report(node, f"{reason} inside a {kind}, after a statement ran: the connection sits idle "
+                             "in transaction (locks and snapshot held) for as long as the slow work takes")
+            return
+
+
+def check_py_With(node: ast.With, ctx) -> None:
+    _check(node, ctx)
+
+
+def check_py_AsyncWith(node: ast.AsyncWith, ctx) -> None:
+    _check(node, ctx)

@@ -81,8 +81,29 @@ def list_messages(conn, conversation_id, after=None):
 - https://www.psycopg.org/psycopg3/docs/advanced/cursors.html
 """
 
+from pglab.lab.check import sqlnodes as n
+from pglab.lab.check.flow import single_row
+from pglab.lab.check.shape import is_aggregate, reads_only_system_catalogs, unique_lookup
+
 CODE = "PGL004"
 CATEGORY = "query-shape"
 STATIC_SIGNAL = "multi-row SELECT without LIMIT (not a unique-key lookup, not an aggregate)"
 RUNTIME_SIGNAL = "high rows per call (rows / calls) in pg_stat_statements"
 FIX_HINT = "add a LIMIT and page with a keyset cursor: WHERE (created_at, id) < ($2, $3) ... LIMIT n"
+
+# -- static rule ------------------------------------------------------------
+
+def check_query(query, ctx) -> None:
+    body = query.body
+    if query.kind != "SelectStmt" or body.get("op", "SETOP_NONE") != "SETOP_NONE":
+        return
+    if body.get("limitCount") or body.get("intoClause") or is_aggregate(body):
+        return
+    if not any(kind in ("RangeVar", "JoinExpr") for kind, _ in map(n.unwrap, body.get("fromClause", []))):
+        return
+    if unique_lookup(body, ctx.schema) or reads_only_system_catalogs(body):
+        return
+    if query.call is not None and (single_row(query.call) or query.call.method in ("executemany", "copy")):
+        return
+    ctx.report(None, "multi-row SELECT without LIMIT: the rows returned, the time to send "
+                     "them and the memory to hold them all grow with the table")

@@ -80,8 +80,40 @@ DROP INDEX CONCURRENTLY messages_edited_at_idx;  -- idx_scan = 0 on primary and 
 - https://www.postgresql.org/docs/current/indexes-multicolumn.html
 """
 
+from pglab.lab.check.schema import Origin
+
 CODE = "PGL023"
 CATEGORY = "writes"
 STATIC_SIGNAL = "overlapping indexes in the schema (duplicates, or one a leading prefix of another)"
 RUNTIME_SIGNAL = "idx_scan = 0 on indexes of write-heavy tables; low HOT-update ratio"
 FIX_HINT = "DROP INDEX CONCURRENTLY the duplicate, prefix and unused indexes (keep constraint ones)"
+
+# -- static rule ------------------------------------------------------------
+
+def _redundant(index, other) -> bool:
+    """`index` adds nothing `other` does not: same method and predicate, and its keys are a
+    leading prefix of (or equal to) `other`'s. A unique index is never redundant: it is a rule."""
+    if index is other or index.unique or index.primary:
+        return False
+    if index.method != other.method or index.predicate != other.predicate:
+        return False
+    if other.keys[: len(index.keys)] != index.keys:
+        return False
+    if len(index.keys) == len(other.keys) and not (other.unique or other.primary):
+        return _order(index) > _order(other)  # of two identical indexes, the later one is the extra
+    return True
+
+
+def _order(index) -> tuple:
+    origin = index.origin or Origin("", 0, 0)
+    return origin.path, origin.line, index.name
+
+
+def check_schema(schema, ctx) -> None:
+    for table in schema.tables.values():
+        for index in table.indexes.values():
+            cover = next((other for other in table.indexes.values() if _redundant(index, other)), None)
+            if cover is not None:
+                ctx.report(index.origin, f"index {index.name} on {table.name} ({', '.join(index.keys)}) is "
+                                         f"covered by {cover.name}: every write maintains both, no read needs it",
+                           evidence={"table": table.name, "index": index.name, "covered_by": cover.name})

@@ -77,8 +77,54 @@ with conn.transaction():  # no parent UPDATE; the FK check takes only FOR KEY SH
 - https://www.postgresql.org/docs/current/runtime-config-locks.html
 """
 
+import ast
+
+from pglab.lab.check import flow
+from pglab.lab.check import sqlnodes as n
+
 CODE = "PGL018"
 CATEGORY = "transactions"
 STATIC_SIGNAL = "UPDATE of a shared parent row in the same transaction as the child INSERT"
 RUNTIME_SIGNAL = "lock waits on the same rows: ungranted pg_locks, wait_event_type Lock"
 FIX_HINT = "drop the hot parent UPDATE (derive the value on read) or aggregate it in a periodic job"
+
+# -- static rule ------------------------------------------------------------
+
+def _scope(call):
+    """The transaction block around the call, else its function (psycopg's implicit transaction)."""
+    for block, _item, kind in flow.database_contexts(call.module, call.node):
+        if kind == "transaction":
+            return block
+    return call.function
+
+
+def _references(child: str, columns: list[str], parent: str, ctx) -> bool:
+    """The child row points at the parent: a foreign key in the schema, or a `<parent>_id` column."""
+    table = ctx.schema.table(child)
+    if table is not None and any(fk.references == parent for fk in table.foreign_keys):
+        return True
+    singular = parent[:-1] if parent.endswith("s") else parent
+    return f"{singular}_id" in columns or f"{parent}_id" in columns
+
+
+def check_query(query, ctx) -> None:
+    if query.kind != "InsertStmt" or query.call is None:
+        return
+    scope = _scope(query.call)
+    if scope is None:
+        return
+    child = n.relation_name(query.body.get("relation", {}))
+    columns = [n.unwrap(item)[1].get("name", "") for item in query.body.get("cols", [])]
+    for other in query.call.module.calls_in(scope):
+        for update in other.queries:
+            if update.kind != "UpdateStmt":
+                continue
+            parent = n.relation_name(update.body.get("relation", {}))
+            if parent == child or not _references(child, columns, parent, ctx):
+                continue
+            keyed = any(n.column(n.unwrap(term)[1].get("lexpr")) or n.column(n.unwrap(term)[1].get("rexpr"))
+                        for term in n.conjuncts(update.body.get("whereClause")))
+            if keyed and isinstance(other.node, ast.Call):
+                ctx.report(other.node, f"every INSERT INTO {child} also updates its parent row in {parent} in the "
+                                       "same transaction: concurrent writers queue on that one row lock")
+                return

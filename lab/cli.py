@@ -17,8 +17,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from pglab.lab import checkcommand, dbcommand
-from pglab.lab import labcommand
+from pglab.lab import advise, checkcommand, dbcommand, diagnosecommand, labcommand
 from pglab.lab.catalogue import find_entry, load_catalogue
 from pglab.lab.errors import UserError
 
@@ -79,6 +78,8 @@ def build_parser() -> Parser:
     dbcommand.add_parser(commands)
     checkcommand.add_parser(commands)
     labcommand.add_parser(commands)
+    diagnosecommand.add_parser(commands)
+    advise.add_parser(commands)
     return parser
 
 

@@ -1,0 +1,65 @@
+"""correlated_subquery at run time: a SubPlan executed once per outer row, each run reading rows.
+
+A hashed SubPlan runs once and is fine; a correlated one shows `loops` equal to the outer rows.
+Looping alone is not the disease: a SubPlan that probes an index reads only its own rows, so all
+loops together read the table about once. The quadratic case is a SubPlan that scans: each loop
+reads the table (a Seq Scan, or a Filter discarding most of what it reads).
+"""
+
+from __future__ import annotations
+
+import re
+
+from pglab.detectors import finding
+from pglab.lab.findings import Finding
+from pglab.lab.plans import Node, PlanView
+
+THRESHOLDS = {
+    "min_loops": 100,
+    "min_rows_read": 10_000,  # rows read by the SubPlan's scans over all loops
+    "error_rows_read": 1_000_000,
+}
+
+
+def scans_under(view: PlanView, top: Node) -> list[Node]:
+    return [node for node in view.nodes if node.is_within(top) and node.is_scan]
+
+
+def rows_read(view: PlanView, node: Node) -> float:
+    """Rows a scan read over all its loops, the Filter's discards included."""
+    if node.removed is not None:
+        return (node.rows + node.removed) * node.loops
+    if node.type.endswith("Seq Scan"):
+        return view.table_size(node) * node.loops
+    return node.rows_total
+
+
+def rescans(view: PlanView, node: Node) -> bool:
+    return node.type.endswith("Seq Scan") or view.removed_fraction(node)[0] >= 0.5
+
+
+def is_hashed(node: Node) -> bool:
+    name = re.escape(str(node.raw.get("Subplan Name", "")))
+    return node.parent is not None and re.search(rf"hashed {name}\b", str(node.parent.raw)) is not None
+
+
+def check_plan(view: PlanView, limits: dict[str, float]) -> list[Finding]:
+    findings = []
+    for node in view.nodes:
+        if node.raw.get("Parent Relationship") != "SubPlan" or is_hashed(node):
+            continue
+        scans = scans_under(view, node)
+        read = sum(rows_read(view, scan) for scan in scans)
+        if node.loops < limits["min_loops"] or read < limits["min_rows_read"]:
+            continue
+        if not any(rescans(view, scan) for scan in scans):
+            continue
+        severity = "error" if read >= limits["error_rows_read"] else "warning"
+        findings.append(finding(
+            "correlated_subquery",
+            f"{node.raw.get('Subplan Name')} runs once per outer row ({node.loops:,.0f} times) and reads "
+            f"{read:,.0f} rows in total: the query's cost grows with the square of the data",
+            severity, subject=f"plan node {node.path}", plan_excerpt=node.excerpt(), loops=node.loops,
+            rows_read=read,
+        ))
+    return findings

@@ -1,0 +1,37 @@
+"""fanout_loop at run time: single-row INSERTs called many times per unit of work.
+
+One INSERT per recipient shows in pg_stat_statements as an INSERT of about one row per call whose
+calls are a multiple of the transactions (or of the rows of the SELECT listing the recipients).
+INSERT ... SELECT, unnest or COPY write the same rows in one call.
+"""
+
+from __future__ import annotations
+
+from pglab.detectors import finding
+from pglab.lab.findings import Finding
+from pglab.lab.stats import Window, loop_evidence, short
+
+THRESHOLDS = {
+    "min_calls": 100,
+    "min_ratio": 5,  # calls per transaction, or per call of the SELECT driving the loop
+    "max_rows_per_call": 1.5,
+}
+
+
+def check_stats(window: Window, limits: dict[str, float]) -> list[Finding]:
+    findings = []
+    for statement in window.statements("insert"):
+        calls = statement["calls"]
+        if calls < limits["min_calls"] or statement["rows"] > limits["max_rows_per_call"] * calls:
+            continue
+        evidence = loop_evidence(window, statement, limits["min_ratio"])
+        if evidence is None:
+            continue
+        findings.append(finding(
+            "fanout_loop",
+            f"`{short(statement['query'], 80)}` inserted {statement['rows']:,.0f} rows in {calls:,.0f} calls, "
+            "one row at a time inside a loop: each call is a round trip and a WAL record",
+            "warning", subject=f"statement {statement['queryid']}", source=statement["query"],
+            queryid=statement["queryid"], calls=calls, rows=statement["rows"], **evidence,
+        ))
+    return findings

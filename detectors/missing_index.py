@@ -1,0 +1,62 @@
+"""missing_index at run time: a scan whose Filter throws away most of a large table, and tables
+read sequentially over and over between two snapshots.
+
+A sequential scan alone proves nothing (on a 200-row table it is the best plan), and an index
+scan of the primary key followed by a heavy Filter is the same disease, so the rule looks at the
+Filter's waste on any scan, gated on table size and on the absolute number of rows thrown away.
+"""
+
+from __future__ import annotations
+
+from pglab.detectors import finding
+from pglab.lab.findings import Finding
+from pglab.lab.plans import PlanView, iter_scans
+from pglab.lab.stats import Window
+
+THRESHOLDS = {
+    "min_table_rows": 10_000,  # smaller tables are scanned faster than an index is descended
+    "warn_removed_fraction": 0.5,
+    "error_removed_fraction": 0.9,
+    "min_rows_removed": 1_000,  # over all loops
+    "min_seq_scans": 10,  # stats rule: full scans of one large table within the window
+}
+
+
+def check_plan(view: PlanView, limits: dict[str, float]) -> list[Finding]:
+    findings = []
+    for node in iter_scans(view):
+        if not node.filter or view.table_size(node) < limits["min_table_rows"]:
+            continue
+        fraction, removed = view.removed_fraction(node)
+        if fraction < limits["warn_removed_fraction"] or removed < limits["min_rows_removed"]:
+            continue
+        severity = "error" if fraction >= limits["error_removed_fraction"] else "warning"
+        estimated = "" if view.analyzed else " (estimated)"
+        findings.append(finding(
+            "missing_index",
+            f"{node.type} on {node.relation} reads rows only to discard {fraction:.1%} of them{estimated}: "
+            f"{removed:,.0f} rows thrown away by `{node.filter}`; no index serves this filter",
+            severity, subject=f"plan node {node.path}", plan_excerpt=node.excerpt(), relation=node.relation,
+            table_rows=view.table_size(node), removed_fraction=round(fraction, 4), rows_removed=removed,
+        ))
+    return findings
+
+
+def check_stats(window: Window, limits: dict[str, float]) -> list[Finding]:
+    findings = []
+    for table in window.tables():
+        rows = table["reltuples"]
+        scans = table["seq_scan"]
+        if rows < limits["min_table_rows"] or scans < limits["min_seq_scans"]:
+            continue
+        if table["seq_tup_read"] < scans * rows * 0.5:  # partial reads (LIMIT) are not full scans
+            continue
+        findings.append(finding(
+            "missing_index",
+            f"table {table['name']} ({rows:,.0f} rows) was read sequentially {scans:,.0f} times "
+            f"({table['seq_tup_read']:,.0f} rows read) against {table['idx_scan']:,.0f} index scans",
+            "warning", subject=f"table {table['name']}", relation=table["name"], seq_scan=scans,
+            seq_tup_read=table["seq_tup_read"], idx_scan=table["idx_scan"], table_rows=rows,
+            window_seconds=window.seconds,
+        ))
+    return findings

@@ -1,0 +1,36 @@
+"""per_row_update at run time: single-row UPDATEs called many times per unit of work.
+
+The same mark as fanout_loop, for UPDATE: about one row per call, calls a multiple of the
+transactions or of the rows of the SELECT that listed the rows to change.
+"""
+
+from __future__ import annotations
+
+from pglab.detectors import finding
+from pglab.lab.findings import Finding
+from pglab.lab.stats import Window, loop_evidence, short
+
+THRESHOLDS = {
+    "min_calls": 100,
+    "min_ratio": 5,
+    "max_rows_per_call": 1.5,
+}
+
+
+def check_stats(window: Window, limits: dict[str, float]) -> list[Finding]:
+    findings = []
+    for statement in window.statements("update"):
+        calls = statement["calls"]
+        if calls < limits["min_calls"] or statement["rows"] > limits["max_rows_per_call"] * calls:
+            continue
+        evidence = loop_evidence(window, statement, limits["min_ratio"])
+        if evidence is None:
+            continue
+        findings.append(finding(
+            "per_row_update",
+            f"`{short(statement['query'], 80)}` updated {statement['rows']:,.0f} rows in {calls:,.0f} calls, "
+            "one row per call inside a loop; one UPDATE ... WHERE id = ANY($1) does the same work",
+            "warning", subject=f"statement {statement['queryid']}", source=statement["query"],
+            queryid=statement["queryid"], calls=calls, rows=statement["rows"], **evidence,
+        ))
+    return findings

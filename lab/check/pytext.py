@@ -1,0 +1,392 @@
+"""Python source to SQL text: string literals, implicit concatenation, f-strings, `%` and
+`.format` compositions, names bound to constants, `text()` / `sql.SQL()` wrappers.
+
+The result is a `Text`: the characters of the SQL with, for every run of them, the file position
+they came from, so a finding inside a string built over five lines points at the right column.
+Values Python splices in at run time become HOLE characters carrying the expression that
+supplies them.
+"""
+
+from __future__ import annotations
+
+import ast
+import bisect
+import codecs
+import io
+import re
+import tokenize
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from pglab.lab.check.sqltext import HOLE, FileLocator, Locator
+
+_ESCAPE = re.compile(r"\\(?:\n|N\{[^}]*\}|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{1,3}|.)", re.S)
+_PERCENT_FIELD = re.compile(r"%%|%(?:\((\w+)\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[sdifrageExXocu]")
+_FORMAT_FIELD = re.compile(r"\{\{|\}\}|\{([^{}!:]*)(?:![rsa])?(?::[^{}]*)?\}")
+SQL_WRAPPERS = {"text", "SQL", "literal_column", "TextClause"}
+MAX_DEPTH = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    text: str
+    line: int
+    column: int
+    exact: bool  # characters map one-to-one onto columns of `line`
+    payload: Any = None  # for a HOLE: the Python expression spliced in
+
+
+class Text(Locator):
+    """SQL characters built from Python source, with their origin."""
+
+    def __init__(self, parts: list[Part]) -> None:
+        self.parts = [part for part in parts if part.text]
+        self.value = "".join(part.text for part in self.parts)
+        self.starts: list[int] = []
+        offset = 0
+        for part in self.parts:
+            self.starts.append(offset)
+            offset += len(part.text)
+
+    @property
+    def holes(self) -> list[Any]:
+        return [part.payload for part in self.parts if part.text == HOLE]
+
+    def position(self, offset: int) -> tuple[int, int]:
+        if not self.parts:
+            return 1, 1
+        index = max(bisect.bisect_right(self.starts, offset) - 1, 0)
+        part = self.parts[index]
+        delta = min(offset - self.starts[index], len(part.text) - 1)
+        return part.line, part.column + (delta if part.exact else 0)
+
+    def __add__(self, other: Text) -> Text:
+        return Text(self.parts + other.parts)
+
+
+class SourceFile:
+    """A Python file's text, its lines and its byte-to-character column conversion."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.lines = source.splitlines(keepends=True)
+
+    def char_column(self, line: int, byte_column: int) -> int:
+        """ast reports UTF-8 byte columns; findings report characters."""
+        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        if text.isascii():
+            return byte_column
+        return len(text.encode("utf-8")[:byte_column].decode("utf-8", errors="ignore"))
+
+    def start(self, node: ast.AST) -> tuple[int, int]:
+        """1-based (line, column) of a node."""
+        line = getattr(node, "lineno", 1)
+        return line, self.char_column(line, getattr(node, "col_offset", 0)) + 1
+
+    def segment(self, node: ast.AST) -> tuple[str, int, int]:
+        """The node's source text and its 1-based start position."""
+        line, column = self.start(node)
+        end_line = getattr(node, "end_lineno", line) or line
+        end_column = self.char_column(end_line, getattr(node, "end_col_offset", 0) or 0)
+        chunk = self.lines[line - 1 : end_line]
+        if not chunk:
+            return "", line, column
+        if len(chunk) == 1:
+            return chunk[0][column - 1 : end_column], line, column
+        text = chunk[0][column - 1 :] + "".join(chunk[1:-1]) + chunk[-1][:end_column]
+        return text, line, column
+
+    def line_text(self, line: int) -> str:
+        return self.lines[line - 1].rstrip("\r\n") if 0 < line <= len(self.lines) else ""
+
+
+def _body_parts(body: str, line: int, column: int, raw: bool) -> list[Part]:
+    """Parts of one string token's body starting at (line, column), escapes decoded."""
+    parts: list[Part] = []
+    cursor = 0
+
+    def literal(text: str) -> None:
+        nonlocal line, column
+        for chunk in text.splitlines(keepends=True):
+            parts.append(Part(chunk, line, column, True))
+            if chunk.endswith("\n"):
+                line, column = line + 1, 1
+            else:
+                column += len(chunk)
+
+    if raw or "\\" not in body:
+        literal(body)
+        return parts
+    for match in _ESCAPE.finditer(body):
+        literal(body[cursor : match.start()])
+        escape = match.group(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                value = codecs.decode(escape, "unicode_escape")
+            except (UnicodeDecodeError, ValueError):
+                value = escape
+        if escape == "\\\n":
+            line, column = line + 1, 1
+        else:
+            parts.append(Part(value, line, column, False))
+            column += len(escape)
+        cursor = match.end()
+    literal(body[cursor:])
+    return parts
+
+
+def literal_text(node: ast.Constant, source: SourceFile) -> Text:
+    """A str constant (implicit concatenations included) mapped character by character."""
+    segment, line, column = source.segment(node)
+    for quote in ('"', "'"):  # the common case, one plain literal on one line, needs no tokenizer
+        if len(segment) >= 2 and segment[0] == segment[-1] == quote and segment[1:-1] == node.value \
+                and "\n" not in segment and quote not in segment[1:-1] and "\\" not in segment:
+            return Text([Part(node.value, line, column + 1, True)])
+    parts: list[Part] = []
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO("(" + segment + ")").readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        tokens = []
+    for token in tokens:
+        if token.type != tokenize.STRING:
+            continue
+        text = token.string
+        prefix = re.match(r"[A-Za-z]*", text).group(0)  # type: ignore[union-attr]
+        if "b" in prefix.lower() or "f" in prefix.lower():
+            return Text([Part(str(node.value), line, column, False)])
+        quote = text[len(prefix) : len(prefix) + 3] if text[len(prefix) :].startswith(('"""', "'''")) else text[
+            len(prefix)]
+        row, col = token.start
+        body_line = line + row - 1
+        body_column = (column + col - 1 if row == 1 else col + 1) + len(prefix) + len(quote)
+        parts += _body_parts(text[len(prefix) + len(quote) : len(text) - len(quote)], body_line, body_column,
+                             "r" in prefix.lower())
+    result = Text(parts)
+    if result.value != node.value:  # tokenizing went wrong somewhere: keep the value, approximate positions
+        return Text([Part(str(node.value), line, column, False)])
+    return result
+
+
+class Resolver:
+    """Turns an expression into SQL `Text` when it can be read statically.
+
+    Names resolve to the last assignment before the use in the same function, then to module or
+    class constants; anything else Python computes at run time becomes a HOLE.
+    """
+
+    def __init__(self, tree: ast.Module, source: SourceFile, parents: dict[ast.AST, ast.AST]) -> None:
+        self.source = source
+        self.parents = parents
+        self.module_names: dict[str, list[tuple[int, ast.expr, bool]]] = {}
+        self.class_names: dict[str, ast.expr] = {}
+        self.function_names: dict[ast.AST, dict[str, list[tuple[int, ast.expr, bool]]]] = {}
+        for statement in tree.body:
+            _collect_assignment(statement, self.module_names)
+            if isinstance(statement, ast.ClassDef):
+                for item in statement.body:
+                    if isinstance(item, ast.Assign | ast.AnnAssign) and item.value is not None:
+                        for target in item.targets if isinstance(item, ast.Assign) else [item.target]:
+                            if isinstance(target, ast.Name):
+                                self.class_names[target.id] = item.value
+
+    def function_of(self, node: ast.AST) -> ast.AST | None:
+        current = self.parents.get(node)
+        while current is not None and not isinstance(current, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            current = self.parents.get(current)
+        return current
+
+    def assignments(self, function: ast.AST | None) -> dict[str, list[tuple[int, ast.expr, bool]]]:
+        if function is None:
+            return self.module_names
+        if function not in self.function_names:
+            names: dict[str, list[tuple[int, ast.expr, bool]]] = {}
+            for node in ast.walk(function):
+                if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.NamedExpr):
+                    _collect_assignment(node, names)
+            for entries in names.values():
+                entries.sort(key=lambda entry: entry[0])
+            self.function_names[function] = names
+        return self.function_names[function]
+
+    def value_of(self, name: str, at: ast.AST) -> list[tuple[int, ast.expr, bool]]:
+        """The assignments that reach `name` at `at`: the last plain one before it, then the `+=`
+        ones after that (how SQL is commonly built up)."""
+        line = getattr(at, "lineno", 10**9)
+        function = self.function_of(at)
+        for scope in (self.assignments(function), self.module_names) if function else (self.module_names,):
+            entries = [entry for entry in scope.get(name, ()) if entry[0] < line or scope is self.module_names]
+            if not entries:
+                continue
+            chain: list[tuple[int, ast.expr, bool]] = []
+            for entry in reversed(entries):
+                chain.append(entry)
+                if not entry[2]:
+                    break
+            return list(reversed(chain))
+        return []
+
+    def resolve(self, node: ast.AST | None, depth: int = 0) -> Text | None:
+        """SQL text of `node`, or None when it is not a string Python builds statically."""
+        if node is None or depth > MAX_DEPTH:
+            return None
+        if isinstance(node, ast.Constant):
+            return literal_text(node, self.source) if isinstance(node.value, str) else None
+        if isinstance(node, ast.JoinedStr):
+            return self._fstring(node, depth)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left, right = self.resolve(node.left, depth + 1), self.resolve(node.right, depth + 1)
+            if left is None and right is None:
+                return None
+            return (left or self.hole(node.left)) + (right or self.hole(node.right))
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+            template = self.resolve(node.left, depth + 1)
+            return self._percent(template, node.right, depth) if template else None
+        if isinstance(node, ast.Name):
+            return self._name(node, depth)
+        if isinstance(node, ast.Attribute) and node.attr in self.class_names:
+            return self.resolve(self.class_names[node.attr], depth + 1)
+        if isinstance(node, ast.IfExp):
+            return self.resolve(node.body, depth + 1)
+        if isinstance(node, ast.Call):
+            return self._call(node, depth)
+        return None
+
+    def hole(self, node: ast.AST) -> Text:
+        line, column = self.source.start(node)
+        return Text([Part(HOLE, line, column, False, node)])
+
+    def _name(self, node: ast.Name, depth: int) -> Text | None:
+        chain = self.value_of(node.id, node)
+        if not chain:
+            return None
+        result: Text | None = None
+        for _, value, _augmented in chain:
+            piece = self.resolve(value, depth + 1)
+            if piece is None:
+                piece = self.hole(value)
+                if result is None:
+                    return None
+            result = piece if result is None else result + piece
+        return result
+
+    def _fstring(self, node: ast.JoinedStr, depth: int) -> Text:
+        segment, line, column = self.source.segment(node)
+
+        locate = FileLocator(segment, line, column)
+        cursor = 0
+        parts: list[Part] = []
+        for value in node.values:
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                text = value.value
+                found = segment.find(text, cursor)
+                if found < 0 or "\\" in segment[cursor : found + len(text)]:
+                    parts.append(Part(text, line, column, False))
+                    continue
+                offset = found
+                for chunk in text.splitlines(keepends=True):
+                    chunk_line, chunk_column = locate.position(offset)
+                    parts.append(Part(chunk, chunk_line, chunk_column, True))
+                    offset += len(chunk)
+                cursor = found + len(text)
+            elif isinstance(value, ast.FormattedValue):
+                inner = self.resolve(value.value, depth + 1) if value.format_spec is None else None
+                parts += inner.parts if inner else self.hole(value.value).parts
+        return Text(parts)
+
+    def _percent(self, template: Text, arguments: ast.expr, depth: int) -> Text:
+        """`template % args` is Python formatting: its fields are holes, not driver placeholders."""
+        if isinstance(arguments, ast.Tuple):
+            positional: list[ast.expr] = list(arguments.elts)
+            named: dict[str, ast.expr] = {}
+        elif isinstance(arguments, ast.Dict):
+            positional = []
+            named = {key.value: value for key, value in zip(arguments.keys, arguments.values, strict=False)
+                     if isinstance(key, ast.Constant) and isinstance(key.value, str)}
+        else:
+            positional, named = [arguments], {}
+        queue = iter(positional)
+
+        def field(match: re.Match[str]) -> ast.expr | str | None:
+            if match.group(0) == "%%":
+                return "%"
+            if match.group(1):
+                return named.get(match.group(1))
+            return next(queue, None)
+
+        return self._substitute(template, _PERCENT_FIELD, field, depth)
+
+    def _format(self, template: Text, call: ast.Call, depth: int) -> Text:
+        positional = iter(call.args)
+        named = {keyword.arg: keyword.value for keyword in call.keywords if keyword.arg}
+
+        def field(match: re.Match[str]) -> ast.expr | str | None:
+            if match.group(0) in ("{{", "}}"):
+                return match.group(0)[0]
+            key = match.group(1).split(".")[0].split("[")[0]
+            if not key:
+                return next(positional, None)
+            if key.isdigit():
+                index = int(key)
+                return call.args[index] if index < len(call.args) else None
+            return named.get(key)
+
+        return self._substitute(template, _FORMAT_FIELD, field, depth)
+
+    def _substitute(self, template: Text, pattern: re.Pattern[str], field: Any, depth: int) -> Text:
+        parts: list[Part] = []
+        for part in template.parts:
+            if part.text == HOLE:
+                parts.append(part)
+                continue
+            cursor = 0
+            for match in pattern.finditer(part.text):
+                before = part.text[cursor : match.start()]
+                parts.append(Part(before, part.line, part.column + (cursor if part.exact else 0), part.exact))
+                replacement = field(match)
+                column = part.column + (match.start() if part.exact else 0)
+                if isinstance(replacement, str):
+                    parts.append(Part(replacement, part.line, column, False))
+                else:
+                    inner = self.resolve(replacement, depth + 1) if replacement is not None else None
+                    parts += inner.parts if inner else [Part(HOLE, part.line, column, False, replacement)]
+                cursor = match.end()
+            parts.append(Part(part.text[cursor:], part.line, part.column + (cursor if part.exact else 0),
+                              part.exact))
+        return Text(parts)
+
+    def _call(self, node: ast.Call, depth: int) -> Text | None:
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name in SQL_WRAPPERS and node.args:
+            return self.resolve(node.args[0], depth + 1)
+        if isinstance(func, ast.Attribute) and name == "format":
+            template = self.resolve(func.value, depth + 1)
+            return self._format(template, node, depth) if template else None
+        if isinstance(func, ast.Attribute) and name in ("bindparams", "columns", "strip", "rstrip", "lstrip"):
+            return self.resolve(func.value, depth + 1)
+        if isinstance(func, ast.Attribute) and name == "join" and node.args:
+            separator = self.resolve(func.value, depth + 1)
+            items = node.args[0]
+            if separator is None or not isinstance(items, ast.List | ast.Tuple):
+                return None
+            result: Text | None = None
+            for item in items.elts:
+                piece = self.resolve(item, depth + 1) or self.hole(item)
+                result = piece if result is None else result + separator + piece
+            return result
+        return None
+
+
+def _collect_assignment(node: ast.AST, names: dict[str, list[tuple[int, ast.expr, bool]]]) -> None:
+    if isinstance(node, ast.Assign):
+        for target in node.targets:
+            if isinstance(target, ast.Name):
+                names.setdefault(target.id, []).append((node.lineno, node.value, False))
+    elif isinstance(node, ast.AnnAssign) and node.value is not None and isinstance(node.target, ast.Name):
+        names.setdefault(node.target.id, []).append((node.lineno, node.value, False))
+    elif isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add) and isinstance(node.target, ast.Name):
+        names.setdefault(node.target.id, []).append((node.lineno, node.value, True))
+    elif isinstance(node, ast.NamedExpr):
+        names.setdefault(node.target.id, []).append((node.lineno, node.value, False))

@@ -1,0 +1,249 @@
+"""SQL text: splitting into statements, placeholder normalisation, offsets back to file positions.
+
+pglast's own splitter is slower than parsing and silently drops statements it cannot scan, so
+statements are split here with one regular expression that knows quotes, comments and dollar
+quoting, and each piece is parsed on its own (an unparsable statement costs only itself).
+
+Placeholders of every driver (`%s`, `%(name)s` for psycopg, `:name` for SQLAlchemy, `$n` for
+asyncpg) and holes left by Python string building (f-string fields, `%`/`.format` arguments)
+all become `$n` so pglast parses the statement; `params` remembers where each `$n` came from so
+rules can look at the Python expression that supplies it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pglast import parser
+
+HOLE = "\ue000"  # private-use character standing for a value Python splices into the SQL text
+HOLE_NAME = "pglab_hole_"  # what a hole becomes where SQL wants a name
+
+_SPLIT = re.compile(
+    r"""'[^']*(?:''[^']*)*'?|"[^"]*"?|--[^\n]*|/\*.*?(?:\*/|\Z)|\$\$.*?(?:\$\$|\Z)"""
+    r"""|\$([A-Za-z_]\w*)\$.*?(?:\$\1\$|\Z)|;""",
+    re.S,
+)
+_LEADING = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.S)
+_NORMALISE = re.compile(
+    r"""(?P<quoted>'[^']*(?:''[^']*)*'?|"[^"]*"?|\$\$.*?(?:\$\$|\Z)|\$(?P<tag>[A-Za-z_]\w*)\$.*?(?:\$(?P=tag)\$|\Z))"""
+    r"""|(?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))"""
+    r"""|(?P<pyformat>%(?:\((?P<pyname>[^)]*)\))?[sbt])"""
+    r"""|(?P<percent>%%)"""
+    r"""|(?P<named>(?<![:\w\\]):(?P<colon>[A-Za-z_]\w*)(?!:))"""
+    r"""|(?P<dollar>\$(?P<number>\d+))"""
+    r"""|(?P<hole>""" + HOLE + ")",
+    re.S,
+)
+_PYFORMAT_PRESENT = re.compile(r"%(?:\([^)]*\))?[sbt]")
+
+
+class Locator:
+    """Maps a character offset in some text to a 1-based (line, column) in the checked file."""
+
+    def position(self, offset: int) -> tuple[int, int]:
+        raise NotImplementedError
+
+
+class FileLocator(Locator):
+    """Offsets into a whole file's text."""
+
+    def __init__(self, text: str, first_line: int = 1, first_column: int = 1) -> None:
+        self.starts = [0] + [match.end() for match in re.finditer("\n", text)]
+        self.first_line = first_line
+        self.first_column = first_column
+
+    def position(self, offset: int) -> tuple[int, int]:
+        index = bisect.bisect_right(self.starts, offset) - 1
+        column = offset - self.starts[index] + 1
+        if index == 0:
+            column += self.first_column - 1
+        return self.first_line + index, column
+
+
+class ShiftedLocator(Locator):
+    """Offsets into a text derived from another (normalised, or a slice of it)."""
+
+    def __init__(self, base: Locator, anchors: list[tuple[int, int, bool]]) -> None:
+        # anchors: (offset here, offset in base, copied one-to-one?) sorted by offset here
+        self.base = base
+        self.anchors = anchors
+        self.keys = [anchor[0] for anchor in anchors]
+
+    def position(self, offset: int) -> tuple[int, int]:
+        index = max(bisect.bisect_right(self.keys, offset) - 1, 0)
+        here, there, copied = self.anchors[index]
+        return self.base.position(there + (offset - here if copied else 0))
+
+
+@dataclass
+class Normalised:
+    text: str
+    locator: Locator
+    params: dict[int, Any] = field(default_factory=dict)  # $n -> int position, str name, or a hole's payload
+
+
+def normalise(raw: str, locator: Locator, holes: list[Any] | None = None, holes_as: str = "param") -> Normalised:
+    """Turn driver placeholders and Python holes into `$n`, remembering where each came from.
+
+    `holes` are payloads (usually the Python expression) of the HOLE characters in `raw`, in
+    order. A hole inside a quoted literal becomes the letter `x`, so `'%{term}%'` still reads as
+    a pattern that starts with a wildcard. With `holes_as="identifier"` the other holes become
+    names (`pglab_hole_1`), for SQL that splices a table or column name in; with `"empty"` they
+    vanish (a comment marker spliced in front of the statement).
+    """
+    holes = list(holes or [])
+    pyformat = bool(_PYFORMAT_PRESENT.search(raw))
+    pieces: list[str] = []
+    anchors: list[tuple[int, int, bool]] = []
+    params: dict[int, Any] = {}
+    names: dict[str, int] = {}
+    counters = {"next": 1, "positional": 0, "hole": 0}
+    used_numbers = {int(number) for number in re.findall(r"\$(\d+)", raw)}
+    length = 0
+    cursor = 0
+
+    def emit(text: str, raw_offset: int, copied: bool) -> None:
+        nonlocal length
+        if text:
+            anchors.append((length, raw_offset, copied))
+            pieces.append(text)
+            length += len(text)
+
+    def next_number() -> int:
+        while counters["next"] in used_numbers:
+            counters["next"] += 1
+        used_numbers.add(counters["next"])
+        return counters["next"]
+
+    def take_hole() -> Any:
+        index = counters["hole"]
+        counters["hole"] += 1
+        return holes[index] if index < len(holes) else None
+
+    for match in _NORMALISE.finditer(raw):
+        kind = match.lastgroup
+        emit(raw[cursor : match.start()], cursor, True)
+        token = match.group(0)
+        if kind in ("quoted", "comment"):
+            if HOLE in token:
+                for _ in range(token.count(HOLE)):
+                    take_hole()
+                if pyformat:
+                    token = token.replace("%%", "%")
+                emit(token.replace(HOLE, "x"), match.start(), False)
+            elif pyformat and "%%" in token:
+                emit(token.replace("%%", "%"), match.start(), False)
+            else:
+                emit(token, match.start(), True)
+        elif kind == "pyformat":
+            name = match.group("pyname")
+            if name is None:
+                number = next_number()
+                params[number] = counters["positional"]
+                counters["positional"] += 1
+            else:
+                number = names.get(name) or next_number()
+                names[name] = number
+                params[number] = name
+            emit(f"${number}", match.start(), False)
+        elif kind == "percent":
+            emit("%" if pyformat else "%%", match.start(), False)
+        elif kind == "named":
+            name = match.group("colon")
+            number = names.get(name) or next_number()
+            names[name] = number
+            params[number] = name
+            emit(f"${number}", match.start(), False)
+        elif kind == "dollar":
+            number = int(match.group("number"))
+            params.setdefault(number, number - 1)
+            emit(token, match.start(), True)
+        elif holes_as == "empty":
+            take_hole()
+        elif holes_as == "identifier":
+            counters["hole_name"] = counters.get("hole_name", 0) + 1
+            take_hole()
+            emit(f"{HOLE_NAME}{counters['hole_name']}", match.start(), False)
+        else:  # hole
+            number = next_number()
+            params[number] = ("hole", take_hole())
+            emit(f"${number}", match.start(), False)
+        cursor = match.end()
+    emit(raw[cursor:], cursor, True)
+    text = "".join(pieces)
+    if not anchors:
+        anchors.append((0, 0, True))
+    return Normalised(text, ShiftedLocator(locator, anchors), params)
+
+
+@dataclass
+class Piece:
+    """One statement's text, where it starts in the text it was split from."""
+
+    text: str
+    start: int  # offset of the statement's first significant character
+
+
+def split_statements(text: str) -> Iterator[Piece]:
+    """Statements of `text` split at top-level semicolons; blank and comment-only pieces skipped."""
+    start = 0
+    for match in _SPLIT.finditer(text):
+        if match.group(0) == ";":
+            yield from _piece(text, start, match.start())
+            start = match.end()
+    yield from _piece(text, start, len(text))
+
+
+def _piece(text: str, start: int, end: int) -> Iterator[Piece]:
+    lead = _LEADING.match(text, start, end)
+    first = lead.end() if lead else start
+    if first < end:
+        yield Piece(text[first:end], first)
+
+
+class SqlSyntaxError(Exception):
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def parse_statement(sql: str) -> list[dict[str, Any]]:
+    """The raw statements of `sql` as libpg_query JSON trees (`{"SelectStmt": {...}}`)."""
+    return parse_document(sql)[0]
+
+
+def parse_document(sql: str) -> tuple[list[dict[str, Any]], str]:
+    """The statements of `sql` as libpg_query JSON trees, and the JSON text itself.
+
+    The JSON route is used because building pglast's Python node objects costs several times the
+    parse itself; plain dicts are what the rules walk. The text lets a rule ask "is there any
+    SubLink in here?" with one substring search before walking anything.
+    """
+    try:
+        text = parser.parse_sql_json(sql)
+    except parser.ParseError as error:
+        message, offset = (error.args + (0,))[:2] if error.args else ("syntax error", 0)
+        raise SqlSyntaxError(str(message), int(offset or 0)) from None
+    return [raw["stmt"] for raw in orjson.loads(text).get("stmts", ())], text
+
+
+def byte_to_char(text: str) -> Callable[[int], int]:
+    """libpg_query reports locations as UTF-8 byte offsets; this turns them into str offsets."""
+    if text.isascii():
+        return _identity
+    encoded = text.encode("utf-8")
+
+    def convert(offset: int) -> int:
+        return len(encoded[: max(offset, 0)].decode("utf-8", errors="ignore"))
+
+    return convert
+
+
+def _identity(offset: int) -> int:
+    return offset

@@ -1,0 +1,34 @@
+"""What the profiles need to know about the seeded data, handed over by the lab in PGLAB_LAB_SAMPLE
+(JSON: sizes, the hot conversations, rare search words, the server's max_connections)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from functools import cache
+from typing import Any
+
+SAMPLE_VARIABLE = "PGLAB_LAB_SAMPLE"
+HOT_SHARE = 0.2  # share of reads that go to a hot conversation
+
+
+@cache
+def sample() -> dict[str, Any]:
+    return dict(json.loads(os.environ[SAMPLE_VARIABLE]))
+
+
+def conversation() -> int:
+    """A conversation to read: usually a cold one, sometimes one of the few hot ones."""
+    data = sample()
+    if random.random() < HOT_SHARE:
+        return random.randint(1, data["hot_conversations"])
+    return random.randint(data["hot_conversations"] + 1, data["conversations"])
+
+
+def user() -> int:
+    return random.randint(1, sample()["users"])
+
+
+def search_term() -> str:
+    return random.choice(sample()["search_terms"])

@@ -1,0 +1,47 @@
+"""Every runtime detector belongs to a catalogue entry and has a reference fix; every entry either
+has a detector or its lesson explains why statistics cannot see it. No list is kept by hand: the
+files named by id are the registry."""
+
+from __future__ import annotations
+
+import pkgutil
+
+import pytest
+
+from pglab import detectors
+from pglab.detectors import detector_modules, limits
+from pglab.lab.catalogue import load_catalogue
+from pglab.lab.errors import UserError
+from pglab.lab.fixes import fix_blocks
+
+ENTRIES = {entry.id: entry for entry in load_catalogue()}
+
+
+def test_every_detector_module_is_named_by_a_catalogue_id() -> None:
+    names = {info.name for info in pkgutil.iter_modules(detectors.__path__) if not info.name.startswith("_")}
+    assert names <= set(ENTRIES), names - set(ENTRIES)
+    assert set(detector_modules()) == names
+
+
+@pytest.mark.parametrize("entry_id", sorted(ENTRIES))
+def test_every_entry_has_a_detector_or_says_why_not(entry_id: str) -> None:
+    module = detector_modules().get(entry_id)
+    if module is None:
+        runtime = ENTRIES[entry_id].sections["How pglab detects it"].split("Runtime:", 1)[-1]
+        assert "not a statistic" in runtime and "invariant" in runtime, entry_id
+        return
+    assert hasattr(module, "check_plan") or hasattr(module, "check_stats"), entry_id
+    assert module.__doc__ and isinstance(getattr(module, "THRESHOLDS", None), dict), entry_id
+
+
+@pytest.mark.parametrize("entry_id", sorted(ENTRIES))
+def test_every_entry_has_a_reference_fix(entry_id: str) -> None:
+    blocks = fix_blocks(entry_id)
+    assert {"setup", "naive", "migrate", "fixed"} <= set(blocks), entry_id
+    assert blocks["naive"].strip() and blocks["fixed"].strip()
+
+
+def test_thresholds_are_parameters() -> None:
+    assert limits("missing_index", {"missing_index": {"min_table_rows": 5}})["min_table_rows"] == 5
+    with pytest.raises(UserError, match="no threshold"):
+        limits("missing_index", {"missing_index": {"min_table_rowz": 5}})

@@ -1,0 +1,44 @@
+"""The statement rules on PostgreSQL 15 as well as 18: pg_stat_statements renamed columns in 13
+and 17, and plans read alike on both. The machine's PostgreSQL 15 server does not preload
+pg_stat_statements, so this starts a throwaway 15 from the installed binaries with it preloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from test_detectors_support import flush_stats, ids, of, seed_chat, statements
+
+from conftest import embedded_only
+from pglab.lab.diagnose import run_detectors, take_snapshot
+from pglab.lab.fixes import fix_blocks
+from pglab.lab.postgres import EmbeddedPostgres
+
+PG15_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@embedded_only("starts servers of its own")
+@pytest.mark.skipif(not (PG15_BIN / "postgres").exists(), reason="no PostgreSQL 15 binaries installed")
+def test_statement_and_plan_rules_on_postgresql_15() -> None:
+    with EmbeddedPostgres(bin_dir=str(PG15_BIN)) as server:
+        dsn = server.dsn()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("15")  # type: ignore[index]
+            conn.execute("CREATE EXTENSION pg_stat_statements")
+            seed_chat(conn)
+        parent, child = statements(fix_blocks("n_plus_one")["naive"])
+        (search,) = statements(fix_blocks("ilike_scan")["naive"])
+        before = take_snapshot(dsn)
+        with psycopg.connect(dsn) as app:
+            for _ in range(10):
+                for (conversation_id, _title) in app.execute(parent, {"page_size": 20}).fetchall():
+                    app.execute(child, {"conversation_id": conversation_id}).fetchall()
+                app.execute(search, {"pattern": "%needle%"}).fetchall()
+                app.commit()
+            flush_stats(app)
+        findings, notes = run_detectors(dsn, before)
+        assert not notes, notes
+        assert {"n_plus_one", "ilike_scan", "missing_index"} <= ids(findings)
+        (plan_finding,) = of(findings, "ilike_scan")
+        assert plan_finding.evidence["statement"]["calls"] == 10

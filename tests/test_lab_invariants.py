@@ -1,0 +1,57 @@
+"""Invariants: the judgement of a window, and the measurements it rests on, on a real server."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+from test_lab_service import TINY
+
+from pglab.lab import invariants
+from pglab.lab.loadrun import Summary
+from pglab.lab.seed import lab_dsn, seed
+from pglab.lab.service.db import APPLICATION_NAME
+
+
+def _summary(fast: int, slow: int, failures: int) -> Summary:
+    return Summary(requests=fast + slow, failures=failures, seconds=10, histogram={5: fast, 900: slow})
+
+
+def test_a_healthy_window_holds_everything() -> None:
+    checks = invariants.evaluate(_summary(1000, 5, 0), 0, 0.2, 0, invariants.Limits())
+    assert all(check.held for check in checks.values())
+    assert set(checks) == {"p99_under_slo", "error_rate_under_budget", "no_lost_updates",
+                           "no_idle_in_transaction", "no_refused_connections"}
+
+
+def test_each_breach_breaks_its_own_invariant_with_the_measured_value() -> None:
+    checks = invariants.evaluate(_summary(900, 100, 50), 12, 2.5, 3, invariants.Limits(slo_p99_ms=250))
+    assert {name: (check.held, check.value) for name, check in checks.items()} == {
+        "p99_under_slo": (False, 900), "error_rate_under_budget": (False, 0.05), "no_lost_updates": (False, 12),
+        "no_idle_in_transaction": (False, 2.5), "no_refused_connections": (False, 3)}
+
+
+def test_lost_updates_are_the_tokens_missing_and_repair_restores_them(pg_dsn: str) -> None:
+    seed(pg_dsn, TINY)
+    with psycopg.connect(lab_dsn(pg_dsn), autocommit=True) as conn:
+        assert invariants.lost_updates(conn) == 0
+        conn.execute("UPDATE users SET tokens_used = tokens_used - 7 WHERE id = 3")
+        conn.execute("UPDATE users SET tokens_used = tokens_used - 5 WHERE id = 4")
+        assert invariants.lost_updates(conn) == 12
+        invariants.repair_accounts(conn)
+        assert invariants.lost_updates(conn) == 0
+
+
+def test_the_sampler_times_idle_in_transaction_of_the_service_only(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, application_name=APPLICATION_NAME) as service, \
+            psycopg.connect(pg_dsn, application_name="somebody-else") as other, \
+            invariants.ActivitySampler(pg_dsn) as sampler:
+        began = time.time()
+        other.execute("SELECT 1")  # idle in transaction too, but not the service's
+        time.sleep(0.3)
+        service.execute("SELECT 1")
+        time.sleep(1.5)
+        ended = time.time()
+    assert 1.0 < sampler.longest_idle_in_transaction(began, ended) < 3.0
+    assert sampler.peak_backends(began, ended) >= 3
+    assert sampler.longest_idle_in_transaction(ended + 10, ended + 20) == 0

@@ -1,0 +1,115 @@
+"""The chat service, started as the lab starts it, on a small seeded database.
+
+Naive and fixed paths must answer the same thing (a fix that changes the answer is no fix), and
+the naive paths must really carry their flaw: lost updates under concurrent posts, a transaction
+left open while a stream runs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+import pytest
+
+from pglab.lab import invariants
+from pglab.lab.seed import Scale, lab_dsn, seed
+from pglab.lab.service import paths
+from pglab.lab.service.process import running_service, service_stats
+
+TINY = Scale("tiny", users=40, conversations=30, hot_conversations=2, messages=3_000, notifications=200)
+
+
+@pytest.fixture
+def data_dsn(pg_dsn: str) -> Iterator[str]:
+    seed(pg_dsn, TINY)
+    with psycopg.connect(lab_dsn(pg_dsn), autocommit=True) as conn:
+        conn.execute("CREATE INDEX ON messages (conversation_id, created_at)")
+    yield lab_dsn(pg_dsn)
+
+
+def call(url: str, method: str = "GET", body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+            status = response.status
+    except urllib.error.HTTPError as error:
+        raw, status = error.read(), error.code
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode()
+
+
+def test_naive_and_fixed_paths_answer_alike(data_dsn: str) -> None:
+    reads = ("/conversations/1", "/conversations/7", "/conversations/1/tokens", "/conversations/9/tokens",
+             "/conversations/3/messages", "/users/4/conversations", "/users/4/notifications")
+    answers = []
+    for naive in (frozenset(paths.available()), frozenset()):
+        with running_service(data_dsn, naive) as url:
+            answers.append([call(url + path) for path in reads])
+    assert answers[0] == answers[1]
+    statuses = {status for status, _ in answers[0]}
+    assert statuses == {200}
+    tokens = answers[0][2][1]
+    assert len(tokens) == 200 and tokens[0]["running_total"] > tokens[-1]["running_total"]
+
+
+def test_posts_charge_accounts_and_broadcast_reaches_every_user(data_dsn: str) -> None:
+    with running_service(data_dsn, frozenset()) as url:
+        status, stored = call(f"{url}/conversations/3/messages", "POST", {"user_id": 5, "body": "four words in here"})
+        assert (status, stored["tokens"]) == (201, 4)
+        assert call(f"{url}/broadcast", "POST", {"kind": "news"}) == (201, {"recipients": TINY.users})
+        status, marked = call(f"{url}/users/5/notifications/read", "POST")
+        assert status == 200 and marked["marked"] >= 1
+        assert call(f"{url}/search?q=zzzz") == (200, [])
+        assert call(f"{url}/conversations/x")[0] == 404
+        assert call(f"{url}/conversations/3/messages", "POST", {"body": "no author"})[0] == 400
+    with psycopg.connect(data_dsn, autocommit=True) as conn:
+        assert invariants.lost_updates(conn) == 0
+
+
+def _post_concurrently(url: str, count: int) -> list[int]:
+    def post(index: int) -> int:
+        return call(f"{url}/conversations/{1 + index % 5}/messages", "POST", {"user_id": 1, "body": "a b c"})[0]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(post, range(count)))
+
+
+@pytest.mark.parametrize(("naive", "loses"), [(True, True), (False, False)])
+def test_concurrent_posts_lose_updates_only_on_the_naive_path(data_dsn: str, naive: bool, loses: bool) -> None:
+    with running_service(data_dsn, frozenset({"counter_race"} if naive else set())) as url:
+        assert set(_post_concurrently(url, 80)) == {201}
+    with psycopg.connect(data_dsn, autocommit=True) as conn:
+        assert (invariants.lost_updates(conn) > 0) is loses
+
+
+@pytest.mark.parametrize(("naive", "idles"), [(True, True), (False, False)])
+def test_a_naive_stream_holds_its_transaction_open(data_dsn: str, naive: bool, idles: bool) -> None:
+    with running_service(data_dsn, frozenset({"streaming_txn"} if naive else set())) as url, \
+            invariants.ActivitySampler(data_dsn) as sampler:
+        began = time.time()
+        reply: list[Any] = []
+        streamer = threading.Thread(target=lambda: reply.append(
+            call(f"{url}/conversations/2/stream", "POST", {"user_id": 3, "prompt": "one two"})))
+        streamer.start()
+        streamer.join(timeout=30)
+        ended = time.time()
+    assert reply[0][0] == 200 and reply[0][1].split() == ["one", "two"] * 5
+    assert (sampler.longest_idle_in_transaction(began, ended) > 1.0) is idles
+
+
+def test_stats_count_requests(data_dsn: str) -> None:
+    with running_service(data_dsn, frozenset()) as url:
+        call(f"{url}/health")
+        stats = service_stats(url)
+    assert stats["requests"] >= 2 and stats["refused_connections"] == 0 and stats["errors"] == 0

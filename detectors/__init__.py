@@ -5,6 +5,7 @@ A module `detectors/<id>.py` may define:
 - `THRESHOLDS`: its tunable limits and their defaults (callers override them by id);
 - `check_plan(view, limits)`: a plan rule over a `pglab.lab.plans.PlanView`;
 - `check_stats(window, limits)`: a rule over two statistics snapshots (`pglab.lab.stats.Window`);
+- `check_refusal(message, limits)`: what it means when the server refuses pglab's own connection;
 - `SUPERSEDES`: ids whose findings about the same subject this module's findings replace.
 
 Each returns `Finding`s whose evidence names a `subject` (a plan node, a table, a session...).

@@ -3,7 +3,9 @@
 A hashed SubPlan runs once and is fine; a correlated one shows `loops` equal to the outer rows.
 Looping alone is not the disease: a SubPlan that probes an index reads only its own rows, so all
 loops together read the table about once. The quadratic case is a SubPlan that scans: each loop
-reads the table (a Seq Scan, or a Filter discarding most of what it reads).
+reads the table (a Seq Scan, or a Filter discarding most of what it reads). A plain (not analysed)
+plan has no row counts for an index scan's Filter, so there the planner's cost of one run of the
+SubPlan stands in for the rows it reads.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ THRESHOLDS = {
     "min_loops": 100,
     "min_rows_read": 10_000,  # rows read by the SubPlan's scans over all loops
     "error_rows_read": 1_000_000,
+    "min_cost_per_loop": 100,  # plain plans: planner cost of one SubPlan run (an index probe costs ~10)
 }
 
 
@@ -38,6 +41,12 @@ def rescans(view: PlanView, node: Node) -> bool:
     return node.type.endswith("Seq Scan") or view.removed_fraction(node)[0] >= 0.5
 
 
+def costly_runs(view: PlanView, subplan: Node, scans: list[Node], limits: dict[str, float]) -> bool:
+    """Plain plans: one run of the SubPlan costs a scan's worth, and a scan in it filters or is sequential."""
+    per_loop = float(subplan.raw.get("Total Cost", 0) or 0)
+    return per_loop >= limits["min_cost_per_loop"] and any(s.filter or s.type.endswith("Seq Scan") for s in scans)
+
+
 def is_hashed(node: Node) -> bool:
     name = re.escape(str(node.raw.get("Subplan Name", "")))
     return node.parent is not None and re.search(rf"hashed {name}\b", str(node.parent.raw)) is not None
@@ -50,15 +59,19 @@ def check_plan(view: PlanView, limits: dict[str, float]) -> list[Finding]:
             continue
         scans = scans_under(view, node)
         read = sum(rows_read(view, scan) for scan in scans)
-        if node.loops < limits["min_loops"] or read < limits["min_rows_read"]:
+        if node.loops < limits["min_loops"]:
             continue
-        if not any(rescans(view, scan) for scan in scans):
+        if view.analyzed and (read < limits["min_rows_read"] or not any(rescans(view, scan) for scan in scans)):
+            continue
+        if not view.analyzed and not costly_runs(view, node, scans, limits):
             continue
         severity = "error" if read >= limits["error_rows_read"] else "warning"
+        work = (f"reads {read:,.0f} rows in total" if view.analyzed else
+                f"each run is planned at cost {float(node.raw.get('Total Cost', 0)):,.0f}")
         findings.append(finding(
             "correlated_subquery",
-            f"{node.raw.get('Subplan Name')} runs once per outer row ({node.loops:,.0f} times) and reads "
-            f"{read:,.0f} rows in total: the query's cost grows with the square of the data",
+            f"{node.raw.get('Subplan Name')} runs once per outer row ({node.loops:,.0f} times) and {work}: "
+            "the query's cost grows with the square of the data",
             severity, subject=f"plan node {node.path}", plan_excerpt=node.excerpt(), loops=node.loops,
             rows_read=read,
         ))

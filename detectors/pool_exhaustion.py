@@ -13,6 +13,7 @@ from pglab.detectors import finding
 from pglab.lab.findings import Finding
 from pglab.lab.stats import Window
 
+REFUSALS = ("too many clients", "remaining connection slots are reserved")
 THRESHOLDS = {
     "warn_fraction": 0.85,
     "error_fraction": 0.95,
@@ -35,4 +36,14 @@ def check_stats(window: Window, limits: dict[str, float]) -> list[Finding]:
         "error" if fraction >= limits["error_fraction"] else "warning", subject="server connections",
         connections=used, limit=limit, max_connections=int(window.after.settings["max_connections"]),
         by_state=dict(by_state), by_application=dict(by_application.most_common(5)),
+    )]
+
+
+def check_refusal(message: str, limits: dict[str, float]) -> list[Finding]:
+    """When the server will not even let pglab in, the refusal is the evidence."""
+    if not any(refusal in message for refusal in REFUSALS):
+        return []
+    return [finding(
+        "pool_exhaustion", f"the server refused a new connection: {message}", "error",
+        subject="server connections", refusal=message,
     )]

@@ -48,7 +48,8 @@ class Candidate:
     method: str = "btree"
 
     def ddl(self, name: str) -> sql.Composed:
-        parts = [sql.SQL(column) if column.startswith("(") else sql.Identifier(column) for column in self.columns]
+        parts: list[sql.Composable] = [sql.SQL(column) if column.startswith("(") else sql.Identifier(column)
+                                       for column in self.columns]
         if self.method == "gin":
             parts = [sql.SQL("{} gin_trgm_ops").format(part) for part in parts]
         return sql.SQL("CREATE INDEX {} ON {} USING {} ({})").format(
@@ -70,6 +71,7 @@ class Measured:
     used: bool
     kept: bool
     method: str  # "hypopg" or "rolled-back index"
+    note: str = ""  # why it could not be measured (hypopg does not do GIN, a lock timed out...)
 
     @property
     def saving(self) -> float:
@@ -98,7 +100,7 @@ def _column(node: Any, aliases: set[str]) -> str | None:
     """A column of the scanned relation: a bare name, or one qualified by the scan's alias."""
     if not isinstance(node, pg.ColumnRef):
         return None
-    names = [getattr(field, "sval", None) for field in node.fields]
+    names = [getattr(field, "sval", None) for field in node.fields or ()]
     if len(names) == 1 or (len(names) == 2 and names[0] in aliases):
         return names[-1]
     return None
@@ -108,7 +110,8 @@ def predicates(condition: str, aliases: set[str]) -> _Predicates:
     """The columns (and wrapped columns) a plan condition compares, by kind of comparison."""
     found = _Predicates([], [], [], [])
     try:
-        where = parse_sql(f"SELECT 1 WHERE {condition}")[0].stmt.whereClause
+        select: Any = parse_sql(f"SELECT 1 WHERE {condition}")[0].stmt
+        where = select.whereClause
     except ParseError:
         return found  # SubPlan references and the like: nothing an index on this table serves
     for expr in _walk_ast(where):
@@ -230,14 +233,17 @@ def advise(dsn: str, statement: str, allow_ddl: bool = False, min_saving: float 
                 else:
                     after, name = _measure_real(conn, statement, candidate, analyze)
             except (psycopg.Error, UserError) as error:
-                raise UserError(f"cannot measure {candidate.definition}: {str(error).splitlines()[0]}") from None
+                after, name = before, ""
+                note = str(error).strip().splitlines()[0]
+            else:
+                note = ""
             cost_after, ms_after = _figures(after)
-            used = _uses(after, name)
+            used = bool(name) and _uses(after, name)
             results.append(Measured(
                 definition=candidate.definition, cost_before=cost_before, cost_after=cost_after,
-                ms_before=ms_before, ms_after=ms_after, used=used,
+                ms_before=ms_before, ms_after=ms_after if name else None, used=used,
                 kept=used and cost_after <= (1 - min_saving) * cost_before,
-                method="hypopg" if hypothetical else "rolled-back index"))
+                method="hypopg" if hypothetical else "rolled-back index", note=note))
     return results
 
 
@@ -259,6 +265,8 @@ def _print(statement: str, results: list[Measured]) -> None:
         print("  no candidate index: the plan has no filter or sort an index could serve")
     for result in sorted(results, key=lambda r: -r.saving):
         verdict = "keep" if result.kept else ("not used" if not result.used else "too small")
+        if result.note:
+            verdict = f"not measured ({result.note})"
         timing = ""
         if result.ms_before is not None and result.ms_after is not None:
             timing = f", {result.ms_before:,.2f} -> {result.ms_after:,.2f} ms"

@@ -39,8 +39,9 @@ _IDLE = pq.TransactionStatus.IDLE
 
 @dataclass(slots=True)
 class Statement:
-    """One statement as the client sent it. `control` marks the commands psycopg itself sends to
-    begin, commit, roll back or create savepoints; `batch` is the size of an executemany."""
+    """One statement as the client sent it. `control` marks the commands psycopg sends on its own
+    (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE, a named cursor's FETCH and CLOSE), which no
+    budget counts; `batch` is the size of an executemany."""
 
     sql: str
     has_params: bool
@@ -108,16 +109,16 @@ class Recorder:
             self.connections[key] = _connection_info(conn)
             self._handles[key] = conn
         path, line = call_site(sys._getframe(1))
-        statement = Statement(
-            sql=_text(sql, conn), has_params=params is not None, params=params, path=path, line=line,
-            start=start, duration=end - start, connection=key, control=control, batch=batch, failed=failed,
-        )
+        statement = Statement(_text(sql, conn), params is not None, params, path, line, start, end - start, key,
+                              control, batch, failed)
         self.statements.append(statement)
         self._follow_transaction(conn, statement, end, first_sight)
 
     def _follow_transaction(self, conn: Any, statement: Statement, end: float, first_sight: bool) -> None:
         status = conn.pgconn.transaction_status
         current = self._open.get(statement.connection)
+        if current is None and status not in _IN_TRANSACTION:
+            return  # autocommit, or between transactions: the common case, kept cheap
         site = statement.call_site
         if current is not None:
             gap = statement.start - current.last_end
@@ -128,7 +129,7 @@ class Recorder:
             if status == _IDLE:
                 current.end = end
                 self.transactions.append(self._open.pop(statement.connection))
-        elif status in _IN_TRANSACTION:
+        else:
             # A connection first seen already inside a transaction (not opened by this statement)
             # holds one a fixture began before the test: its length is the test's, not the code's.
             opened_here = statement.control or statement.sql.lstrip()[:5].upper() in ("BEGIN", "START")

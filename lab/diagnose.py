@@ -60,7 +60,14 @@ def run_detectors(
     the counters began. `explain_top` also plans the `top` costliest SELECTs of the window and
     runs the plan rules over them. `thresholds` overrides detector limits by id.
     """
-    with _connect(dsn) as conn:
+    try:
+        conn = _connect(dsn)
+    except UserError as error:
+        refused = _refusal_findings(str(error), thresholds)
+        if not refused:
+            raise
+        return refused, [f"no statistics read: {error}"]
+    with conn:
         window = Window(before, _snapshot(conn))
         notes = list(window.after.notes)
         findings: list[Finding] = []
@@ -73,6 +80,16 @@ def run_detectors(
             findings += plan_findings
             notes += plan_notes
     return sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.code)), notes
+
+
+def _refusal_findings(message: str, thresholds: Mapping[str, Mapping[str, float]] | None) -> list[Finding]:
+    """Findings a refused connection is evidence of (`check_refusal` in a detector module)."""
+    findings: list[Finding] = []
+    for entry_id, module in detectors.detector_modules().items():
+        check = getattr(module, "check_refusal", None)
+        if check is not None:
+            findings += check(message, detectors.limits(entry_id, thresholds))
+    return findings
 
 
 def _explain_top(conn: psycopg.Connection[Any], window: Window, thresholds: Mapping[str, Mapping[str, float]] | None,

@@ -123,10 +123,13 @@ def apply_statements(dsn: str, statements: list[str]) -> None:
 
 
 def enable_statement_statistics(dsn: str) -> None:
-    """The statement-level detectors read pg_stat_statements; where the server has it preloaded,
-    make sure the view exists in this database. Elsewhere they say so in their notes."""
-    with connect(dsn) as conn, suppress(psycopg.Error):  # unavailable or not allowed: diagnose notes it
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public")
+    """The statement-level detectors read pg_stat_statements; where the server preloads it, make
+    sure the view exists in this database. Elsewhere the detectors say so in their notes."""
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+        if row and "pg_stat_statements" in row[0]:
+            with suppress(psycopg.errors.InsufficientPrivilege):  # not ours to create: diagnose notes it
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public")
 
 
 @dataclass

@@ -89,6 +89,12 @@ class Summary:
     def p(self, fraction: float) -> float:
         return percentile(self.histogram, fraction)
 
+    def worst_endpoint(self, fraction: float, min_requests: int) -> float:
+        """The highest percentile among endpoints with at least `min_requests` requests: a slow
+        endpoint with little traffic is hidden in the percentile of all requests together."""
+        return max((percentile(endpoint["histogram"], fraction) for endpoint in self.endpoints.values()
+                    if endpoint["requests"] >= min_requests), default=0.0)
+
 
 @dataclass
 class LoadResult:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 MARKER = (
     "pglab(max_queries=None, max_selects=None, max_writes=None, n_plus_one=5, plans=True, plan_scale=1.0, "
-    "txn_max_seconds=1.0, txn_idle_seconds=0.25, allow=[]): per-test settings of pglab's query checks"
+    "txn_max_seconds=5.0, txn_idle_seconds=0.5, allow=[]): per-test settings of pglab's query checks"
 )
 # (name, type, help). Each is an ini key `pglab_<name>` and a flag `--pglab-<name>`; the flag wins.
 _SETTINGS: tuple[tuple[str, type, str], ...] = (
@@ -42,8 +42,8 @@ _SETTINGS: tuple[tuple[str, type, str], ...] = (
     ("max_writes", int, "fail a test that sends more INSERT/UPDATE/DELETE/MERGE/COPY FROM than this"),
     ("plans", bool, "EXPLAIN each distinct statement and apply the plan rules (default true)"),
     ("plan_scale", float, "evaluate plans with planner row counts multiplied by this (default 1: real counts)"),
-    ("txn_max_seconds", float, "fail a transaction held open longer than this (0: off; default 1.0)"),
-    ("txn_idle_seconds", float, "fail a transaction idle between statements longer than this (0: off; default 0.25)"),
+    ("txn_max_seconds", float, "fail a transaction held open longer than this (0: off; default 5.0)"),
+    ("txn_idle_seconds", float, "fail a transaction idle between statements longer than this (0: off; default 0.5)"),
 )
 _DB_KEY = pytest.StashKey[str]()
 _RECORDER_KEY = pytest.StashKey["Recorder"]()
@@ -281,6 +281,10 @@ class PglabSession:
             write("most repeated statements (calls, tests, most in one test):")
             for row in top:
                 write(f"  {row['calls']:>6} {row['tests']:>4} {row['max_in_one_test']:>5}  {short_sql(row['sql'], 90)}")
+        unplanned = sum(1 for r in self.records if r.notes)
+        if unplanned:
+            write(f"note: {unplanned} test{'s' if unplanned != 1 else ''} had statements pglab could not EXPLAIN "
+                  "(reasons in --pglab-report)")
         for note in sorted(self.notes):
             write(f"note: {note}")
 

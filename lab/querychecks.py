@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import re
+import types
+import typing
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import psycopg
 from pglast import parse_sql
 from pglast.parser import ParseError, fingerprint
+from psycopg.conninfo import conninfo_to_dict
 
 from pglab.lab.capture import Statement, Transaction
 from pglab.lab.catalogue import find_entry
@@ -145,8 +148,8 @@ class Settings:
     max_writes: int | None = None
     plans: bool = True
     plan_scale: float = 1.0
-    txn_max_seconds: float | None = 1.0
-    txn_idle_seconds: float | None = 0.25
+    txn_max_seconds: float | None = 5.0  # generous: a busy CI machine stretches every transaction
+    txn_idle_seconds: float | None = 0.5
     allow: tuple[str, ...] = ()
 
     def override(self, values: Mapping[str, Any]) -> Settings:
@@ -161,7 +164,24 @@ class Settings:
         if "allow" in changes:
             extra = changes["allow"]
             changes["allow"] = self.allow + ((extra,) if isinstance(extra, str) else tuple(extra))
+        for name, value in changes.items():
+            expected = _setting_types()[name]
+            if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+                wanted = " or ".join("None" if kind is type(None) else kind.__name__ for kind in expected)
+                raise ValueError(f"pglab option {name} must be {wanted}, not {value!r}")
         return replace(self, **changes)
+
+
+@cache
+def _setting_types() -> dict[str, tuple[type, ...]]:
+    """What each setting accepts, read from the annotations of `Settings` (an int where a float
+    is wanted, too)."""
+    accepted = {}
+    for name, hint in typing.get_type_hints(Settings).items():
+        members = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        kinds = tuple(typing.get_origin(member) or member for member in members)
+        accepted[name] = kinds + ((int,) if float in kinds else ())
+    return accepted
 
 
 def allowed(finding: Finding, allow: Iterable[str]) -> bool:
@@ -347,6 +367,9 @@ def read_catalog(conn: Any, scale: float) -> Catalog:
     return catalog
 
 
+PLAN_LOCK_TIMEOUT_MS = 1000
+
+
 @dataclass
 class PlanOutcome:
     findings: list[Finding] = field(default_factory=list)
@@ -374,7 +397,8 @@ def plan_checks(statements: Sequence[Statement], dsn_of: Mapping[int, str], sett
         try:
             _plan_database(plans, dsn, chosen, settings, outcome)
         except psycopg.Error as error:  # the test dropped its database, say: nothing left to plan
-            outcome.skipped.append(f"no plans from {dsn}: {str(error).strip().splitlines()[0]}")
+            dbname = conninfo_to_dict(dsn).get("dbname")
+            outcome.skipped.append(f"no plans from database {dbname}: {str(error).strip().splitlines()[0]}")
     return outcome
 
 
@@ -396,6 +420,8 @@ def _plan_database(plans: Any, dsn: str, chosen: list[Statement], settings: Sett
     scaled = settings.plan_scale > 1
     with (psycopg.connect(dsn, autocommit=True, cursor_factory=psycopg.RawCursor) as conn,
           conn.transaction(force_rollback=True)):
+        # The test may still hold locks in a transaction it left open: wait for none of them.
+        conn.execute(f"SET LOCAL lock_timeout = {PLAN_LOCK_TIMEOUT_MS}")
         catalog = read_catalog(conn, settings.plan_scale)
         outcome.skipped += catalog.notes
         for statement in chosen:

@@ -10,6 +10,11 @@ statement detectors never judge pglab's own queries (inside the statement, after
 keyword: pg_stat_statements keeps no comment that comes before the statement). Version differences are absorbed here:
 pg_stat_statements renamed `total_time` to `total_exec_time` (13) and the block timing columns (17);
 the rows are read with `SELECT *` and normalised, so no column list breaks on either side.
+
+Timing: pg_stat_statements counts a statement when it ends, but each backend flushes its table and
+database counters at most once a second, and an idle one up to about ten seconds late
+(PostgreSQL 15+). A window of a few seconds over a steady load sees them; a test that wants them
+now ends its work with `SELECT pg_stat_force_next_flush()`.
 """
 
 from __future__ import annotations
@@ -242,10 +247,6 @@ class Window:
             if kind is None or entry["kind"] == kind:
                 result.append(entry)
         return sorted(result, key=lambda entry: -entry["total_exec_time"])
-
-    @property
-    def has_statements(self) -> bool:
-        return self.after.statements is not None
 
     def tables(self) -> list[dict[str, Any]]:
         earlier = self.before.tables if self.before else {}

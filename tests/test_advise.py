@@ -102,3 +102,22 @@ def test_top_statements_from_pg_stat_statements(pgss_dsn: str) -> None:  # noqa:
     (report,) = [r for statement, r in reports.items() if "conversation_id = $1" in statement]
     kept = [c for c in report["candidates"] if c["kept"]]
     assert kept and kept[0]["ms_before"] is None  # a generic plan: cost only, nothing was run
+
+
+def hypopg_available(dsn: str) -> bool:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return bool(conn.execute("SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg'").fetchone()[0])  # type: ignore[index]
+
+
+def test_with_hypopg_no_ddl_is_needed(chat_dsn: str) -> None:
+    if not hypopg_available(chat_dsn):
+        pytest.skip("hypopg is not installed on this server")
+    with psycopg.connect(chat_dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION hypopg")
+    before = schema_state(chat_dsn)
+    sql = "SELECT id, body FROM messages WHERE conversation_id = 7 ORDER BY created_at DESC LIMIT 20"
+    results = advise(chat_dsn, sql)  # no allow_ddl: hypothetical indexes only
+    kept = [r for r in results if r.kept]
+    assert kept and all(r.method == "hypopg" and r.ms_after is None for r in results)
+    assert max(kept, key=lambda r: r.saving).definition.endswith("(conversation_id, created_at)")
+    assert schema_state(chat_dsn) == before

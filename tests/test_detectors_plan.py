@@ -11,7 +11,7 @@ import pytest
 from test_detectors_support import ids, of, run_block, seed_chat, statements
 
 from pglab.lab.fixes import fix_blocks
-from pglab.lab.plans import check_statement, explain, is_read_only_select
+from pglab.lab.plans import analyze_plan, catalog_facts, check_statement, explain, is_read_only_select
 
 PLAN_CASES: dict[str, dict[str, Any]] = {
     "missing_index": {"conversation_id": 7},
@@ -57,6 +57,20 @@ def test_not_in_fires_once_the_subquery_outgrows_work_mem(chat: psycopg.Connecti
     found = of(check_statement(chat, naive, analyze=False), "not_in_subquery")
     assert found and "correlated_subquery" not in ids(check_statement(chat, naive, analyze=False))
     assert "not_in_subquery" not in ids(check_statement(chat, fixed))
+
+
+def test_correlated_running_total_over_an_index_range(chat: psycopg.Connection[Any]) -> None:
+    """A SubPlan that probes the primary key by range but filters on the conversation: each run
+    reads every earlier message of the table. Seen in the analysed plan and, by cost, the plain one."""
+    naive = ("SELECT m.id, m.tokens, (SELECT sum(e.tokens) FROM messages e WHERE e.conversation_id = m.conversation_id"
+             " AND e.id <= m.id) FROM messages m WHERE m.conversation_id = %s ORDER BY m.id DESC LIMIT 200")
+    fixed = ("SELECT id, tokens, running_total FROM (SELECT id, tokens, sum(tokens) OVER (ORDER BY id) AS running_total"
+             " FROM messages WHERE conversation_id = %s) AS totals ORDER BY id DESC LIMIT 200")
+    for analyze in (True, False):
+        assert "correlated_subquery" in ids(check_statement(chat, naive, (3,), analyze=analyze)), analyze
+        assert "correlated_subquery" not in ids(check_statement(chat, fixed, (3,), analyze=analyze)), analyze
+    generic = explain(chat, naive.replace("%s", "$1"))
+    assert "correlated_subquery" in ids(analyze_plan(generic, *catalog_facts(chat, generic)))
 
 
 def test_small_tables_are_never_flagged(pg_conn: psycopg.Connection[Any]) -> None:

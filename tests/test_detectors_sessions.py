@@ -17,7 +17,7 @@ from test_detectors_support import ids, of, run_block, seed_chat, statements
 from conftest import embedded_only
 from pglab.lab.diagnose import run_detectors
 from pglab.lab.fixes import fix_blocks
-from pglab.lab.postgres import EmbeddedPostgres
+from pglab.lab.postgres import EmbeddedPostgres, free_port
 
 
 def block(entry_id: str, name: str) -> list[str]:
@@ -173,6 +173,22 @@ def test_pool_exhaustion() -> None:
         finally:
             for conn in pool:
                 conn.close()
+
+
+@embedded_only("needs a server of its own with every connection slot taken")
+def test_pool_exhaustion_when_even_diagnose_is_refused() -> None:
+    with EmbeddedPostgres(settings={"max_connections": "5", "superuser_reserved_connections": "0"}) as server:
+        dsn = server.dsn()
+        crowd = [psycopg.connect(dsn, autocommit=True) for _ in range(5)]
+        try:
+            findings, notes = run_detectors(dsn)
+        finally:
+            for conn in crowd:
+                conn.close()
+        (finding,) = of(findings, "pool_exhaustion")
+        assert "too many clients" in finding.evidence["refusal"] and notes
+    with pytest.raises(Exception, match="cannot connect"):  # any other refusal is still an error
+        run_detectors(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres")
 
 
 def test_sessions_of_other_databases_are_not_judged(chat_dsn: str, pg_server: Any) -> None:

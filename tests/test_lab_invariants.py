@@ -14,7 +14,22 @@ from pglab.lab.service.db import APPLICATION_NAME
 
 
 def _summary(fast: int, slow: int, failures: int) -> Summary:
-    return Summary(requests=fast + slow, failures=failures, seconds=10, histogram={5: fast, 900: slow})
+    histogram = {5: fast, 900: slow}
+    return Summary(requests=fast + slow, failures=failures, seconds=10, histogram=histogram,
+                   endpoints={"GET /a": {"requests": fast + slow, "failures": failures, "histogram": histogram}})
+
+
+def test_a_slow_endpoint_with_little_traffic_still_breaks_the_slo() -> None:
+    reads = {"requests": 3000, "failures": 0, "histogram": {5: 3000}}
+    broadcasts = {"requests": 12, "failures": 0, "histogram": {2000: 12}}
+    hold = Summary(requests=3012, failures=0, seconds=10, histogram={5: 3000, 2000: 12},
+                   endpoints={"GET /read": reads, "POST /broadcast": broadcasts})
+    assert hold.p(0.99) == 5
+    check = invariants.evaluate(hold, 0, 0, 0, invariants.Limits())["p99_under_slo"]
+    assert (check.held, check.value) == (False, 2000)
+    few = Summary(requests=3003, failures=0, seconds=10, histogram={5: 3000, 2000: 3},
+                  endpoints={"GET /read": reads, "POST /broadcast": {**broadcasts, "requests": 3}})
+    assert invariants.evaluate(few, 0, 0, 0, invariants.Limits())["p99_under_slo"].held  # too few to judge
 
 
 def test_a_healthy_window_holds_everything() -> None:

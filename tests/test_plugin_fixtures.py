@@ -56,6 +56,19 @@ def test_enabled_from_the_ini_file(suite: pytest.Pytester) -> None:
     suite.runpytest("-p", "no:cacheprovider").assert_outcomes(failed=1)
 
 
+def test_bad_settings_are_one_line_usage_errors(suite: pytest.Pytester) -> None:
+    write(suite, "test_inner.py", LOOP)
+    suite.makeini("[pytest]\npglab = true\npglab_n_plus_one = many\n")
+    result = suite.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: pglab_n_plus_one: expected int, got 'many'"])
+    write(suite, "test_inner.py", "import pytest\n\n@pytest.mark.pglab(plans='yes')\ndef test_x():\n    pass\n")
+    result = suite.runpytest("-p", "no:cacheprovider", "-o", "pglab_n_plus_one=5")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: test_inner.py::test_x: pglab option plans must be bool, not 'yes'"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
 def test_importing_the_plugin_loads_nothing_heavy() -> None:
     """Every pytest run in the environment imports the plugin: it must not drag psycopg, pglast
     or the checks in."""

@@ -33,7 +33,7 @@ def test_broadcast(chat, naive):
 
 @naive_and_fixed("streaming_txn")
 def test_streamed_reply(chat, naive):
-    client = chat(naive=naive, stream_chunks=5, stream_interval=0.1, tokenizer_delay=0.0)
+    client = chat(naive=naive, stream_chunks=5, stream_interval=0.2, tokenizer_delay=0.0)
     status, reply = client.request("POST", "/conversations/1/stream", {"user_id": 1, "prompt": "hello"})
     assert status == 200 and reply
 

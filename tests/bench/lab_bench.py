@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load per side")
     parser.add_argument("--workers", type=int, default=0)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=180)
 
     for workers in (0, 2):
         rps, p99 = ceiling(15, workers)

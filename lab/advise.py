@@ -298,7 +298,11 @@ def cmd_advise(args: argparse.Namespace) -> int:
 
 
 def add_parser(commands: Any) -> None:
-    parser = commands.add_parser("advise-index", help="propose indexes for a slow statement and measure each one")
+    parser = commands.add_parser(
+        "advise-index", help="propose indexes for a slow statement and measure each one",
+        description="Propose candidate indexes from a statement's plan and validate each for real: with hypopg "
+        "when installed, else by creating it in a transaction that is rolled back (needs --allow-ddl on a server "
+        "pglab did not start). Keeps only candidates that save at least --min-saving of the cost.")
     parser.add_argument("statement", nargs="?", metavar="SQL",
                         help="the statement to speed up (default: the costliest SELECTs in pg_stat_statements)")
     parser.add_argument("--dsn", default=os.environ.get("PGLAB_DSN"), help="the server (or PGLAB_DSN)")

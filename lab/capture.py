@@ -58,6 +58,8 @@ class Statement:
 
     @property
     def call_site(self) -> str:
+        if self.source == "server":
+            return "another process (pg_stat_statements)"
         return f"{self.path}:{self.line}" if self.path else "<library code>"
 
 

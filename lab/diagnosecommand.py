@@ -59,7 +59,12 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def add_parser(commands: Any) -> None:
-    diagnose = commands.add_parser("diagnose", help="find the anti-patterns in a running database (read-only)")
+    diagnose = commands.add_parser(
+        "diagnose", help="find the anti-patterns in a running database (read-only)",
+        description="Run every runtime detector once against a live server (plan rules over the costliest "
+        "statements, pg_stat_* and catalog checks), or over a window with --watch. Read-only: no DDL, no DML; "
+        "EXPLAIN ANALYZE only on SELECTs, in a transaction that is rolled back. "
+        "Exit 0: nothing found; 1: findings; 2: usage or connection error.")
     diagnose.add_argument("--dsn", default=os.environ.get("PGLAB_DSN"), help="the server to inspect (or PGLAB_DSN)")
     diagnose.add_argument("--watch", type=_seconds, metavar="SECONDS",
                           help="judge the deltas over a window of SECONDS instead of totals since the last reset")

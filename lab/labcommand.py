@@ -44,8 +44,8 @@ from pglab.lab.service import paths
 from pglab.lab.service.process import running_service, service_stats
 
 LAB_SERVER_SETTINGS = {"max_connections": "40"}  # small, so pool_exhaustion's naive run can reach it
-DETECTOR_POINTS = (1 / 2, 5 / 6)  # when, within the hold, the detectors look at the live server
-LOCUST_START = 2.0  # seconds Locust takes to start before its load shape's clock runs
+DETECT_EVERY = 1.0  # seconds between two looks of the detectors at the live server during the hold
+LOCUST_START = 1.0  # seconds Locust takes at least to start before its load shape's clock runs
 VERDICTS = ("cured", "not_reproduced", "not_cured")
 
 
@@ -168,16 +168,18 @@ class LabRun:
         with running_service(dsn, naive) as url, invariants.ActivitySampler(dsn) as sampler:
             before_stats = service_stats(url)
             snapshot = diagnose.take_snapshot(dsn)
-            pending = list(DETECTOR_POINTS)
             hold = (LOCUST_START + self.duration * 0.3, LOCUST_START + self.duration)
+            last_look = [0.0]
 
             def during(elapsed: float) -> None:
+                """Progress, and the detectors every DETECT_EVERY seconds of the hold: the gauges
+                (sessions idle in transaction, connections in use) are only seen while they last."""
                 phase = "hold" if elapsed >= hold[0] else "warm-up and ramp"
                 backends = sampler.samples[-1][3] if sampler.samples else 0
                 self._update(task, f"{label}: {phase}, {backends} backends", min(elapsed, hold[1]), hold[1])
-                due = pending and elapsed >= hold[0] + pending[0] * (hold[1] - hold[0])
-                if due and _detect(dsn, snapshot, detections, notes):
-                    pending.pop(0)
+                if elapsed >= hold[0] and elapsed - last_look[0] >= DETECT_EVERY:
+                    last_look[0] = elapsed
+                    _detect(dsn, snapshot, detections, notes)
 
             load = run_load(profile_path(self.entry_id), url, self.duration, sample, self.workers, during)
             _detect(dsn, snapshot, detections, notes)

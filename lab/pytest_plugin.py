@@ -121,6 +121,7 @@ class TestRecord:
     writes: int
     transactions: int
     seconds_in_database: float
+    plans_explained: int = 0
     findings: list[dict[str, Any]] = field(default_factory=list)
     allowed: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -193,6 +194,7 @@ class PglabSession:
         found = (querychecks.n_plus_one(statements, settings) + querychecks.budget(statements, settings)
                  + querychecks.transactions(recorder.transactions, settings))
         notes: list[str] = []
+        explained = 0
         if settings.plans:
             dsn_of = {key: info.dsn for key, info in recorder.connections.items()}
             if database:
@@ -200,13 +202,14 @@ class PglabSession:
             outcome = querychecks.plan_checks(statements, dsn_of, settings)
             found += outcome.findings
             notes += outcome.skipped
+            explained = outcome.explained
         failing = [f for f in found if not querychecks.allowed(f, settings.allow)]
         passing = [f for f in found if querychecks.allowed(f, settings.allow)]
-        self._remember(nodeid, statements, recorder, failing, passing, notes)
+        self._remember(nodeid, statements, recorder, failing, passing, notes, explained)
         return failing
 
     def _remember(self, nodeid: str, statements: list[Statement], recorder: Recorder, failing: list[Finding],
-                  passing: list[Finding], notes: list[str]) -> None:
+                  passing: list[Finding], notes: list[str], explained: int) -> None:
         from pglab.lab.querychecks import counted, shape_of
 
         kinds: Counter[str] = Counter()
@@ -221,7 +224,7 @@ class PglabSession:
         self.records.append(TestRecord(
             nodeid=nodeid, statements=sum(kinds.values()), selects=kinds["select"], writes=kinds["write"],
             transactions=len(recorder.transactions),
-            seconds_in_database=round(sum(s.duration for s in statements), 4),
+            seconds_in_database=round(sum(s.duration for s in statements), 4), plans_explained=explained,
             findings=[f.as_json() for f in failing], allowed=[f.as_json() for f in passing], notes=notes,
         ))
 
@@ -271,7 +274,9 @@ class PglabSession:
         terminalreporter.section("pglab")
         flagged = [r for r in self.records if r.findings]
         total = sum(r.statements for r in self.records)
-        write(f"{len(self.records)} tests checked, {total} statements captured, {len(flagged)} tests flagged")
+        explained = sum(r.plans_explained for r in self.records)
+        write(f"{len(self.records)} tests checked, {total} statements captured, {explained} plans read, "
+              f"{len(flagged)} tests flagged")
         for record in flagged:
             for finding in record.findings:
                 where = f"{finding.get('path')}:{finding.get('line')}" if finding.get("path") else ""

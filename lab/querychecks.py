@@ -26,7 +26,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from pglab.lab.capture import Statement, Transaction
 from pglab.lab.catalogue import find_entry
-from pglab.lab.errors import UnknownEntry
+from pglab.lab.errors import UnknownEntry, UserError
 from pglab.lab.findings import Finding
 
 # --- statement shapes ---------------------------------------------------------------------------
@@ -241,7 +241,7 @@ def n_plus_one(statements: Sequence[Statement], settings: Settings) -> list[Find
     for group in groups(statements):
         if group.calls < settings.n_plus_one or group.shape.command not in _REPEAT_ENTRY:
             continue
-        where = group.first.call_site if group.first.source == "client" else "another process (pg_stat_statements)"
+        where = group.first.call_site
         findings.append(_finding(
             _REPEAT_ENTRY[group.shape.command], "n_plus_one",
             f"the same {group.shape.command.upper()} ran {group.calls} times from {where} "
@@ -429,7 +429,7 @@ def _plan_database(plans: Any, dsn: str, chosen: list[Statement], settings: Sett
             sql, params = server_form(statement)
             try:
                 plan = plans.explain(conn, sql, params, analyze=not scaled)
-            except Exception as error:  # a statement the test built on a temp table, say
+            except (UserError, psycopg.Error) as error:  # a statement on a temp table the test made, say
                 outcome.skipped.append(f"{statement.call_site}: {error}")
                 continue
             outcome.explained += 1
@@ -456,7 +456,7 @@ def describe(findings: Sequence[Finding]) -> str:
             lines.append(f"  SQL: {short_sql(finding.source)}")
         for item in finding.evidence.get("breakdown", []):
             lines.append(f"    {item['count']:>5}x  {item['call_site']}  {item['sql']}")
-        plan = finding.evidence.get("plan_excerpt") or finding.evidence.get("node")
+        plan = finding.evidence.get("plan_excerpt")
         if plan:
             lines.append(f"  plan: {plan}")
         if finding.fix_hint:

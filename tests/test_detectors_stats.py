@@ -336,3 +336,19 @@ def test_statement_rules_report_a_note_without_pg_stat_statements(pg_dsn: str, e
     findings, notes = run_detectors(pg_dsn)
     assert entry_id not in ids(findings)
     assert any("pg_stat_statements is not installed" in note for note in notes)
+
+
+def test_independent_requests_are_not_loops(pgss_dsn: str) -> None:  # noqa: F811
+    """Many single-row reads and writes, each from its own request (its own transaction), with no
+    SELECT whose rows drive them: busy, not looping."""
+    seeded(pgss_dsn, notifications=2_000)
+
+    def requests() -> None:
+        with psycopg.connect(pgss_dsn, autocommit=True) as app:
+            for request in range(300):
+                app.execute("SELECT id, body FROM messages WHERE id = %s", (request + 1,)).fetchall()
+                app.execute("UPDATE notifications SET read_at = now() WHERE id = %s", (request + 1,))
+                app.execute("INSERT INTO notifications (user_id, kind) VALUES (%s, 'ping')", (1 + request % 200,))
+            flush_stats(app)
+
+    assert not {"n_plus_one", "per_row_update", "fanout_loop"} & window(pgss_dsn, requests, explain_top=False)

@@ -184,7 +184,7 @@ def test_clean(pglab_db):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
         "*= pglab =*",
-        "2 tests checked, 9 statements captured, 1 tests flagged",
+        "2 tests checked, 9 statements captured, 2 plans read, 1 tests flagged",
         "  test_inner.py::test_loop: PGL007 n_plus_one test_inner.py:8",
         "most repeated statements (calls, tests, most in one test):",
         "       8    1     8  SELECT %s::int + 1",

@@ -93,7 +93,6 @@ class ActivitySampler:
 
     dsn: str
     samples: list[tuple[float, float, int, int]] = field(default_factory=list)
-    max_connections: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -109,8 +108,6 @@ class ActivitySampler:
 
     def _run(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True, application_name="pglab-sampler") as conn:
-            row = conn.execute("SELECT current_setting('max_connections')::int").fetchone()
-            self.max_connections = int(row[0]) if row else 0
             while not self._stop.is_set():
                 row = conn.execute(
                     f"SELECT {MARKER} coalesce(max(extract(epoch FROM now() - state_change))"

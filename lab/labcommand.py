@@ -38,7 +38,7 @@ from pglab.lab import diagnose, invariants, seed
 from pglab.lab.catalogue import find_entry, load_catalogue
 from pglab.lab.errors import UserError
 from pglab.lab.fixes import fix_blocks
-from pglab.lab.loadrun import LoadResult, profile_constants, profile_path, run_load
+from pglab.lab.loadrun import profile_constants, profile_path, run_load
 from pglab.lab.postgres import EmbeddedPostgres, connect, redact
 from pglab.lab.service import paths
 from pglab.lab.service.process import running_service, service_stats
@@ -65,7 +65,6 @@ class Side:
     notes: list[str] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     peak_backends: int = 0
-    load: LoadResult | None = None
 
     @property
     def broken(self) -> list[str]:
@@ -197,7 +196,7 @@ class LabRun:
         return Side(requests=hold_summary.requests, failures=hold_summary.failures, rps=hold_summary.rps,
                     p50_ms=hold_summary.p(0.5), p95_ms=hold_summary.p(0.95), p99_ms=hold_summary.p(0.99),
                     lost_updates=lost, invariants=checks, detections=sorted(detections), notes=notes,
-                    errors=hold_summary.errors, peak_backends=backends, load=load)
+                    errors=hold_summary.errors, peak_backends=backends)
 
     def run(self, dsn: str) -> tuple[Side, Side]:
         data = seed.lab_dsn(dsn)

@@ -463,9 +463,19 @@ def pglab_template(request: pytest.FixtureRequest, pglab_server: TestServer,
             _enable_statement_stats(dsn, session)
         if pglab_seed is not None:
             pglab_seed(dsn)
+            _analyze(dsn)
 
     with template_database(pglab_server, seed) as name:
         yield name
+
+
+def _analyze(dsn: str) -> None:
+    """Planner statistics for the seeded data, gathered once in the template: every clone starts
+    with them, so the plan checks plan as production would without analysing per test."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE")
 
 
 def _enable_statement_stats(dsn: str, session: PglabSession) -> None:

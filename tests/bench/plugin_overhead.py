@@ -108,9 +108,9 @@ def run_suite(directory: Path, dsn: str, flags: list[str]) -> Run:
     return Run(wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
 
 
-def capture_cost(dsn: str, statements: int = 2000, rounds: int = 15) -> tuple[float, float]:
-    """Microseconds per `SELECT $1` round trip without and with a recorder listening (the fastest
-    of interleaved rounds, the one other processes disturbed least)."""
+def capture_cost(dsn: str, statements: int = 500, rounds: int = 41) -> tuple[float, float]:
+    """Median microseconds per `SELECT $1` round trip without and with a recorder listening, over
+    many short interleaved rounds (short, so a burst of other work lands on both alike)."""
     import psycopg
 
     from pglab.lab import capture
@@ -130,7 +130,7 @@ def capture_cost(dsn: str, statements: int = 2000, rounds: int = 15) -> tuple[fl
                     capture.activate(None)
     finally:
         capture.uninstall()
-    return min(plain), min(recorded)
+    return statistics.median(plain), statistics.median(recorded)
 
 
 class CallTimes:

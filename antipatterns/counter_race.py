@@ -92,6 +92,8 @@ CATEGORY = "transactions"
 STATIC_SIGNAL = "value SELECTed, changed in code, written back by UPDATE of the same row"
 RUNTIME_SIGNAL = "not a statistic: lost-update invariant (sum of message tokens = account total)"
 FIX_HINT = "UPDATE ... SET col = col + $1 in one statement (RETURNING if the new value is needed)"
+# No statistic can see a lost update, so the lab invariant that can stands in as the runtime detector.
+RUNTIME_INVARIANT = "no_lost_updates"
 
 # -- static rule ------------------------------------------------------------
 

@@ -192,6 +192,7 @@ class LabRun:
         hold_summary = load.hold()
         refused = after_stats["refused_connections"] - before_stats["refused_connections"]
         checks = invariants.evaluate(hold_summary, lost, idle, refused, self.limits())
+        detections |= invariant_detections(checks)
         self._update(task, f"{label}: done", 1, 1)
         return Side(requests=hold_summary.requests, failures=hold_summary.failures, rps=hold_summary.rps,
                     p50_ms=hold_summary.p(0.5), p95_ms=hold_summary.p(0.95), p99_ms=hold_summary.p(0.99),
@@ -214,6 +215,13 @@ class LabRun:
     def _update(self, task: TaskID | None, description: str, completed: float, total: float) -> None:
         if self.progress and task is not None:
             self.progress.update(task, description=description, completed=completed, total=total)
+
+
+def invariant_detections(checks: dict[str, invariants.Check]) -> set[str]:
+    """Entries whose runtime detector is a lab invariant (`RUNTIME_INVARIANT` in the entry's module,
+    e.g. counter_race: no statistic sees a lost update) are detected when that invariant broke."""
+    return {entry.id for entry in load_catalogue()
+            if (name := getattr(entry.module, "RUNTIME_INVARIANT", None)) in checks and not checks[name].held}
 
 
 def _detect(dsn: str, snapshot: Any, detections: set[str], notes: list[str]) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pglab.detectors import finding
 from pglab.lab.findings import Finding
-from pglab.lab.stats import Window, loop_evidence, short
+from pglab.lab.stats import Window, short, single_row_loops
 
 THRESHOLDS = {
     "min_calls": 100,
@@ -20,13 +20,8 @@ THRESHOLDS = {
 
 def check_stats(window: Window, limits: dict[str, float]) -> list[Finding]:
     findings = []
-    for statement in window.statements("insert"):
+    for statement, evidence in single_row_loops(window, "insert", limits):
         calls = statement["calls"]
-        if calls < limits["min_calls"] or statement["rows"] > limits["max_rows_per_call"] * calls:
-            continue
-        evidence = loop_evidence(window, statement, limits["min_ratio"])
-        if evidence is None:
-            continue
         findings.append(finding(
             "fanout_loop",
             f"`{short(statement['query'], 80)}` inserted {statement['rows']:,.0f} rows in {calls:,.0f} calls, "

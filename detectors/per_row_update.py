@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pglab.detectors import finding
 from pglab.lab.findings import Finding
-from pglab.lab.stats import Window, loop_evidence, short
+from pglab.lab.stats import Window, short, single_row_loops
 
 THRESHOLDS = {
     "min_calls": 100,
@@ -19,13 +19,8 @@ THRESHOLDS = {
 
 def check_stats(window: Window, limits: dict[str, float]) -> list[Finding]:
     findings = []
-    for statement in window.statements("update"):
+    for statement, evidence in single_row_loops(window, "update", limits):
         calls = statement["calls"]
-        if calls < limits["min_calls"] or statement["rows"] > limits["max_rows_per_call"] * calls:
-            continue
-        evidence = loop_evidence(window, statement, limits["min_ratio"])
-        if evidence is None:
-            continue
         findings.append(finding(
             "per_row_update",
             f"`{short(statement['query'], 80)}` updated {statement['rows']:,.0f} rows in {calls:,.0f} calls, "

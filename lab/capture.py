@@ -23,7 +23,7 @@ import site
 import sys
 import sysconfig
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,37 +237,34 @@ def activate(recorder: Recorder | None) -> None:
     _active = recorder
 
 
+@contextmanager
+def _recorded(recorder: Recorder | None, conn: Any, query: Any, params: Any, **extra: Any) -> Iterator[None]:
+    """Time the statement run inside the block and hand it to `recorder`, failed or not.
+
+    Every wrapper below, sync or async, records through this one path."""
+    start = time.perf_counter()
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        if recorder is not None:
+            recorder.record(conn, query, params, start, time.perf_counter(), failed=failed, **extra)
+
+
 def _sync_execute(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def execute(self: Any, query: Any, params: Any = None, *args: Any, **kwargs: Any) -> Any:
-        recorder = _active
-        if recorder is None:
+        with _recorded(_active, self.connection, query, params):
             return original(self, query, params, *args, **kwargs)
-        start = time.perf_counter()
-        failed = True
-        try:
-            result = original(self, query, params, *args, **kwargs)
-            failed = False
-            return result
-        finally:
-            recorder.record(self.connection, query, params, start, time.perf_counter(), failed=failed)
     return execute
 
 
 def _async_execute(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def execute(self: Any, query: Any, params: Any = None, *args: Any, **kwargs: Any) -> Any:
-        recorder = _active
-        if recorder is None:
+        with _recorded(_active, self.connection, query, params):
             return await original(self, query, params, *args, **kwargs)
-        start = time.perf_counter()
-        failed = True
-        try:
-            result = await original(self, query, params, *args, **kwargs)
-            failed = False
-            return result
-        finally:
-            recorder.record(self.connection, query, params, start, time.perf_counter(), failed=failed)
     return execute
 
 
@@ -280,38 +277,22 @@ def _batch(params_seq: Any) -> tuple[Sequence[Any], Any]:
 def _sync_executemany(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def executemany(self: Any, query: Any, params_seq: Any, *args: Any, **kwargs: Any) -> Any:
-        recorder = _active
-        if recorder is None:
+        if _active is None:
             return original(self, query, params_seq, *args, **kwargs)
         batch, first = _batch(params_seq)
-        start = time.perf_counter()
-        failed = True
-        try:
-            result = original(self, query, batch, *args, **kwargs)
-            failed = False
-            return result
-        finally:
-            recorder.record(self.connection, query, first, start, time.perf_counter(),
-                            batch=len(batch), failed=failed)
+        with _recorded(_active, self.connection, query, first, batch=len(batch)):
+            return original(self, query, batch, *args, **kwargs)
     return executemany
 
 
 def _async_executemany(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def executemany(self: Any, query: Any, params_seq: Any, *args: Any, **kwargs: Any) -> Any:
-        recorder = _active
-        if recorder is None:
+        if _active is None:
             return await original(self, query, params_seq, *args, **kwargs)
         batch, first = _batch(params_seq)
-        start = time.perf_counter()
-        failed = True
-        try:
-            result = await original(self, query, batch, *args, **kwargs)
-            failed = False
-            return result
-        finally:
-            recorder.record(self.connection, query, first, start, time.perf_counter(),
-                            batch=len(batch), failed=failed)
+        with _recorded(_active, self.connection, query, first, batch=len(batch)):
+            return await original(self, query, batch, *args, **kwargs)
     return executemany
 
 

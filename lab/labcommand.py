@@ -251,15 +251,22 @@ def lab_server(dsn: str | None, allow_write: bool) -> Iterator[str]:
         yield server.dsn()
 
 
-def run_lab(entry_id: str, scale: str, duration: float, workers: int = 0, dsn: str | None = None,
-            allow_write: bool = False, progress: Progress | None = None) -> dict[str, Any]:
-    """The whole lab run; returns the JSON report, with the two `Side`s under "_sides"."""
-    find_entry(entry_id)
-    profile_path(entry_id)
+def validated_request(entry_id: str, duration: float, workers: int) -> str:
+    """The canonical id of a lab run's target, or a UserError before anything starts."""
+    entry_id = find_entry(entry_id).id  # a code such as PGL001 works too
+    if entry_id not in lab_ids():
+        raise UserError(f"the lab has no load profile for {entry_id} yet; it runs {', '.join(lab_ids())}")
     if duration < 5:
         raise UserError("--duration must be at least 5 seconds (warm-up, ramp and hold share it)")
     if workers < 0:
         raise UserError("--workers must be 0 or more")
+    return entry_id
+
+
+def run_lab(entry_id: str, scale: str, duration: float, workers: int = 0, dsn: str | None = None,
+            allow_write: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+    """The whole lab run; returns the JSON report, with the two `Side`s under "_sides"."""
+    entry_id = validated_request(entry_id, duration, workers)
     run = LabRun(entry_id, seed.get_scale(scale), duration, workers, progress)
     with lab_server(dsn, allow_write) as server_dsn:
         naive, fixed = run.run(server_dsn)
@@ -304,6 +311,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                         console=Console(stderr=True), transient=True)
     began = time.perf_counter()
+    validated_request(args.id, args.duration, args.workers)  # bad input fails before the progress display
     with progress:
         report = run_lab(args.id, args.scale, args.duration, args.workers, args.dsn, args.allow_write, progress)
     render(report, console)

@@ -38,6 +38,9 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "fsync": "off",
     "full_page_writes": "off",
     "log_min_messages": "warning",
+    # Dynamic shared memory in the data directory (not /dev/shm/PostgreSQL.*), so that it goes
+    # with the data even when a server is stopped by SIGQUIT or dies with its keeper.
+    "dynamic_shared_memory_type": "mmap",
 }
 
 

@@ -314,6 +314,20 @@ def loop_evidence(window: Window, statement: dict[str, Any], min_ratio: float) -
     return None
 
 
+def single_row_loops(window: Window, kind: str,
+                     limits: dict[str, float]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Statements of `kind` (insert, update, ...) that write about one row per call, called often
+    and in step with a loop: the shape shared by fan-out inserts and per-row updates. Yields each
+    statement with the loop evidence."""
+    for statement in window.statements(kind):
+        calls = statement["calls"]
+        if calls < limits["min_calls"] or statement["rows"] > limits["max_rows_per_call"] * calls:
+            continue
+        evidence = loop_evidence(window, statement, limits["min_ratio"])
+        if evidence is not None:
+            yield statement, evidence
+
+
 def short(query: str, limit: int = 120) -> str:
     flat = " ".join(query.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -62,14 +61,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = configure(args)
     config.selected_ids()  # unknown ids are usage errors, before any work
     started = time.perf_counter()
-    try:
-        schema = schema_from_catalog(args.dsn) if args.dsn else None
-        result = run(args.paths, config, schema=schema, use_cache=not args.no_cache)
-    except UserError:
-        raise
-    except Exception as error:  # a bug in pglab: still one line and exit 2, as the contract says
-        print(f"pglab: internal error: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
+    schema = schema_from_catalog(args.dsn) if args.dsn else None
+    result = run(args.paths, config, schema=schema, use_cache=not args.no_cache)
     elapsed = time.perf_counter() - started
     summary = {"files": result.files, "statements": result.statements, "cached_files": result.cached_files,
                "schema": {"source": result.schema.source, "tables": len(result.schema.tables)},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -100,6 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as error:  # a bug in pglab: still one line and exit 2; PGLAB_DEBUG=1 shows the traceback
+        if os.environ.get("PGLAB_DEBUG"):
+            raise
+        print(f"pglab: internal error: {type(error).__name__}: {error} (PGLAB_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

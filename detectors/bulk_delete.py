@@ -6,9 +6,10 @@ tuples at once and floods WAL; batches of a few thousand rows on an indexed colu
 
 from __future__ import annotations
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.stats import Window, short, statement_kind
+from pglab.lab.core.findings import Finding
+from pglab.lab.core.sql import short, statement_kind
+from pglab.lab.runtime.registry import finding
+from pglab.lab.runtime.stats import Window
 
 THRESHOLDS = {
     "min_rows_per_call": 10_000,

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.plans import Node, PlanView
+from pglab.lab.core.findings import Finding
+from pglab.lab.runtime.plans import Node, PlanView
+from pglab.lab.runtime.registry import finding
 
 CPU_TUPLE_COST = 0.01  # the planner's default cost of processing one row
 

@@ -7,9 +7,10 @@ INSERT ... SELECT, unnest or COPY write the same rows in one call.
 
 from __future__ import annotations
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.stats import Window, short, single_row_loops
+from pglab.lab.core.findings import Finding
+from pglab.lab.core.sql import short
+from pglab.lab.runtime.registry import finding
+from pglab.lab.runtime.stats import Window, single_row_loops
 
 THRESHOLDS = {
     "min_calls": 100,

@@ -7,9 +7,10 @@ work and then went quiet is streaming_txn instead.)
 
 from __future__ import annotations
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.stats import Window, short, statement_kind
+from pglab.lab.core.findings import Finding
+from pglab.lab.core.sql import short, statement_kind
+from pglab.lab.runtime.registry import finding
+from pglab.lab.runtime.stats import Window
 
 SUPERSEDES = ("streaming_txn",)
 THRESHOLDS = {"min_transaction_seconds": 5.0}

@@ -7,9 +7,9 @@ scans the child table. Small child tables are left alone.
 
 from __future__ import annotations
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.stats import Window
+from pglab.lab.core.findings import Finding
+from pglab.lab.runtime.registry import finding
+from pglab.lab.runtime.stats import Window
 
 THRESHOLDS = {"min_table_rows": 10_000}
 

@@ -8,10 +8,10 @@ Filter's waste on any scan, gated on table size and on the absolute number of ro
 
 from __future__ import annotations
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.plans import PlanView, iter_scans
-from pglab.lab.stats import Window
+from pglab.lab.core.findings import Finding
+from pglab.lab.runtime.plans import PlanView, iter_scans
+from pglab.lab.runtime.registry import finding
+from pglab.lab.runtime.stats import Window
 
 THRESHOLDS = {
     "min_table_rows": 10_000,  # smaller tables are scanned faster than an index is descended

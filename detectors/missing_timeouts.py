@@ -8,9 +8,10 @@ has run, or a transaction sat idle, for longer than `min_seconds`.
 
 from __future__ import annotations
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.stats import Window, short
+from pglab.lab.core.findings import Finding
+from pglab.lab.core.sql import short
+from pglab.lab.runtime.registry import finding
+from pglab.lab.runtime.stats import Window
 
 THRESHOLDS = {"min_seconds": 30.0}
 

@@ -7,9 +7,10 @@ cheaper-called SELECT returned (the parent whose rows drive the loop).
 
 from __future__ import annotations
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.stats import Window, loop_evidence, short
+from pglab.lab.core.findings import Finding
+from pglab.lab.core.sql import short
+from pglab.lab.runtime.registry import finding
+from pglab.lab.runtime.stats import Window, loop_evidence
 
 THRESHOLDS = {
     "min_calls": 100,  # in the window

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.plans import PlanView, iter_scans
+from pglab.lab.core.findings import Finding
+from pglab.lab.runtime.plans import PlanView, iter_scans
+from pglab.lab.runtime.registry import finding
 
 SUPERSEDES = ("missing_index",)
 THRESHOLDS = {

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.plans import PlanView
+from pglab.lab.core.findings import Finding
+from pglab.lab.runtime.plans import PlanView
+from pglab.lab.runtime.registry import finding
 
 SUPERSEDES = ("correlated_subquery",)
 THRESHOLDS = {"min_outer_rows": 1_000}

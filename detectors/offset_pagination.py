@@ -7,9 +7,9 @@ planner charges a Limit the share of its input's run cost that the offset skips.
 
 from __future__ import annotations
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.plans import Node, PlanView
+from pglab.lab.core.findings import Finding
+from pglab.lab.runtime.plans import Node, PlanView
+from pglab.lab.runtime.registry import finding
 
 THRESHOLDS = {
     "min_rows_skipped": 1_000,

@@ -6,9 +6,10 @@ transactions or of the rows of the SELECT that listed the rows to change.
 
 from __future__ import annotations
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.stats import Window, short, single_row_loops
+from pglab.lab.core.findings import Finding
+from pglab.lab.core.sql import short
+from pglab.lab.runtime.registry import finding
+from pglab.lab.runtime.stats import Window, single_row_loops
 
 THRESHOLDS = {
     "min_calls": 100,

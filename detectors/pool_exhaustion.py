@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.stats import Window
+from pglab.lab.core.findings import Finding
+from pglab.lab.runtime.registry import finding
+from pglab.lab.runtime.stats import Window
 
 REFUSALS = ("too many clients", "remaining connection slots are reserved")
 THRESHOLDS = {

@@ -6,9 +6,9 @@ sent and parsed by the client although the page shows a title and a date.
 
 from __future__ import annotations
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.plans import PlanView
+from pglab.lab.core.findings import Finding
+from pglab.lab.runtime.plans import PlanView
+from pglab.lab.runtime.registry import finding
 
 THRESHOLDS = {
     "min_row_width": 1_000,  # bytes per row, the planner's estimate (Plan Width)

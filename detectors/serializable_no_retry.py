@@ -8,9 +8,9 @@ those failures is an error the application must retry; without a retry it reache
 
 from __future__ import annotations
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.stats import Window
+from pglab.lab.core.findings import Finding
+from pglab.lab.runtime.registry import finding
+from pglab.lab.runtime.stats import Window
 
 THRESHOLDS = {
     "min_rollbacks": 3,

@@ -7,9 +7,9 @@ computed results (aggregates, joins) are left alone: no index could have deliver
 
 from __future__ import annotations
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.plans import Node, PlanView
+from pglab.lab.core.findings import Finding
+from pglab.lab.runtime.plans import Node, PlanView
+from pglab.lab.runtime.registry import finding
 
 THRESHOLDS = {"min_rows_sorted": 10_000}
 _PASS_THROUGH = ("Gather", "Gather Merge")

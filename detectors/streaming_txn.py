@@ -7,9 +7,10 @@ else, which is the time since its state last changed.
 
 from __future__ import annotations
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.stats import Window, short
+from pglab.lab.core.findings import Finding
+from pglab.lab.core.sql import short
+from pglab.lab.runtime.registry import finding
+from pglab.lab.runtime.stats import Window
 
 THRESHOLDS = {
     "warn_idle_seconds": 1.0,

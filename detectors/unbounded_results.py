@@ -6,9 +6,10 @@ more as the data grows. Aggregates and bounded pages stay under `min_rows_per_ca
 
 from __future__ import annotations
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.stats import Window, short
+from pglab.lab.core.findings import Finding
+from pglab.lab.core.sql import short
+from pglab.lab.runtime.registry import finding
+from pglab.lab.runtime.stats import Window
 
 THRESHOLDS = {
     "min_rows_per_call": 1_000,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.stats import Window
+from pglab.lab.core.findings import Finding
+from pglab.lab.runtime.registry import finding
+from pglab.lab.runtime.stats import Window
 
 THRESHOLDS = {"min_writes": 1_000}
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from pglab.detectors import finding
-from pglab.lab.findings import Finding
-from pglab.lab.stats import Window, short
+from pglab.lab.core.findings import Finding
+from pglab.lab.core.sql import short
+from pglab.lab.runtime.registry import finding
+from pglab.lab.runtime.stats import Window
 
 THRESHOLDS = {
     "min_waiters": 2,  # sessions queued behind one blocker on one relation

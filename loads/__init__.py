@@ -2,4 +2,4 @@
 shape), plus what they share: `shapes` (warm-up, ramp, hold), `recorder` (per-second results for
 the lab), `sample` (what the profiles know about the seeded data) and `ceiling` (the load
 generator's own limit). Never import these into pytest or the app: importing locust monkey-patches
-the process with gevent; the lab runs them with `python -m locust` (`pglab.lab.loadrun`)."""
+the process with gevent; the lab runs them with `python -m locust` (`pglab.lab.trial.loadrun`)."""

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pglab.lab.testing import (
+from pglab.lab.postgres.testdbs import (
     TEST_DSN_VARIABLE,
     TestServer,
     cloned_database,

@@ -12,9 +12,9 @@ import pytest
 from test_detectors_support import pgss_dsn, seed_chat, statements  # noqa: F401
 
 from cli import assert_one_line_error, run_pglab
-from pglab.lab.advise import advise, candidates
-from pglab.lab.fixes import fix_blocks
-from pglab.lab.plans import explain
+from pglab.lab.core.fixes import fix_blocks
+from pglab.lab.runtime.advise import advise, candidates
+from pglab.lab.runtime.plans import explain
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from cli import run_pglab
-from pglab.lab.catalogue import (
+from pglab.lab.core.catalogue import (
     LESSON_SECTIONS,
     Entry,
     find_entry,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pglab.lab.catalogue import load_catalogue
 from pglab.lab.check.config import Config
 from pglab.lab.check.engine import run
+from pglab.lab.core.catalogue import load_catalogue
 
 FIXTURES = Path(__file__).parent / "fixtures" / "check"
 MARKER = re.compile(r"(?:#|--)\s*expect:\s*([a-z_]+(?:\s*,\s*[a-z_]+)*)")

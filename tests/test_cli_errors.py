@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cli import assert_one_line_error, run_pglab
 from conftest import embedded_only
-from pglab.lab.postgres import EmbeddedPostgres, free_port
+from pglab.lab.postgres.launcher import EmbeddedPostgres, free_port
 
 
 def test_unknown_command() -> None:

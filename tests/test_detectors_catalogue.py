@@ -9,10 +9,10 @@ import pkgutil
 import pytest
 
 from pglab import detectors
-from pglab.detectors import detector_modules, limits
-from pglab.lab.catalogue import load_catalogue
-from pglab.lab.errors import UserError
-from pglab.lab.fixes import fix_blocks
+from pglab.lab.core.catalogue import load_catalogue
+from pglab.lab.core.errors import UserError
+from pglab.lab.core.fixes import fix_blocks
+from pglab.lab.runtime.registry import detector_modules, limits
 
 ENTRIES = {entry.id: entry for entry in load_catalogue()}
 

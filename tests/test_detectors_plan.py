@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from test_detectors_support import ids, of, run_block, seed_chat, statements
 
-from pglab.lab.fixes import fix_blocks
-from pglab.lab.plans import analyze_plan, catalog_facts, check_statement, explain, is_read_only_select
+from pglab.lab.core.fixes import fix_blocks
+from pglab.lab.runtime.plans import analyze_plan, catalog_facts, check_statement, explain, is_read_only_select
 
 PLAN_CASES: dict[str, dict[str, Any]] = {
     "missing_index": {"conversation_id": 7},

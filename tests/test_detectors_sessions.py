@@ -15,9 +15,9 @@ import pytest
 from test_detectors_support import ids, of, run_block, seed_chat, statements
 
 from conftest import embedded_only
-from pglab.lab.diagnose import run_detectors
-from pglab.lab.fixes import fix_blocks
-from pglab.lab.postgres import EmbeddedPostgres, free_port
+from pglab.lab.core.fixes import fix_blocks
+from pglab.lab.postgres.launcher import EmbeddedPostgres, free_port
+from pglab.lab.runtime.diagnose import run_detectors
 
 
 def block(entry_id: str, name: str) -> list[str]:

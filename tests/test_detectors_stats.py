@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from test_detectors_support import flush_stats, ids, of, pgss_dsn, run_block, seed_chat, statements  # noqa: F401
 
-from pglab.lab.diagnose import run_detectors, take_snapshot
-from pglab.lab.fixes import fix_blocks
+from pglab.lab.core.fixes import fix_blocks
+from pglab.lab.runtime.diagnose import run_detectors, take_snapshot
 
 
 def window(dsn: str, work: Callable[[], None], **kwargs: Any) -> set[str]:

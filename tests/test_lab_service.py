@@ -19,10 +19,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from pglab.lab import invariants
-from pglab.lab.seed import Scale, lab_dsn, seed
-from pglab.lab.service import paths
-from pglab.lab.service.process import running_service, service_stats
+from pglab.lab.trial import invariants
+from pglab.lab.trial.seed import Scale, lab_dsn, seed
+from pglab.lab.trial.service import paths
+from pglab.lab.trial.service.process import running_service, service_stats
 
 TINY = Scale("tiny", users=40, conversations=30, hot_conversations=2, messages=3_000, notifications=200)
 

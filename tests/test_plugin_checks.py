@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pglab.lab.testing import TestServer
+from pglab.lab.postgres.testdbs import TestServer
 
 pytest_plugins = ["pytester"]
 

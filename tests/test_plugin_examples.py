@@ -10,10 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pglab.lab.testing import TestServer
+from pglab.lab.postgres.testdbs import TestServer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "chat_service"
-SERVICE = Path(__file__).resolve().parents[1] / "lab" / "service"
+SERVICE = Path(__file__).resolve().parents[1] / "lab" / "trial" / "service"
 
 
 def test_naive_paths_fail_and_fixed_paths_pass(pg_server: TestServer, tmp_path: Path) -> None:
@@ -37,7 +37,7 @@ def test_naive_paths_fail_and_fixed_paths_pass(pg_server: TestServer, tmp_path: 
         "test_listing_messages_at_production_scale": {("missing_index", "app.py"), ("sort_without_index", "app.py")},
     }
     loop_line = _line(SERVICE / "paths" / "n_plus_one.py", "SELECT name FROM users WHERE id = %s")
-    assert f"lab/service/paths/n_plus_one.py:{loop_line}" in done.stdout
+    assert f"lab/trial/service/paths/n_plus_one.py:{loop_line}" in done.stdout
 
 
 def _line(path: Path, fragment: str) -> int:

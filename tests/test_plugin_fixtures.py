@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from conftest import embedded_only
-from pglab.lab.testing import TestServer
+from pglab.lab.postgres.testdbs import TestServer
 
 pytest_plugins = ["pytester"]
 
@@ -72,9 +72,8 @@ def test_bad_settings_are_one_line_usage_errors(suite: pytest.Pytester) -> None:
 def test_importing_the_plugin_loads_nothing_heavy() -> None:
     """Every pytest run in the environment imports the plugin: it must not drag psycopg, pglast
     or the checks in."""
-    probe = ("import sys, pglab.lab.pytest_plugin; "
-             "print(sorted(m for m in ('psycopg', 'pglast', 'pglab.lab.capture', 'pglab.lab.querychecks') "
-             "if m in sys.modules))")
+    modules = ('psycopg', 'pglast', 'pglab.lab.plugin.capture', 'pglab.lab.plugin.querychecks')
+    probe = f"import sys, pglab.lab.plugin.pytest_plugin; print(sorted(m for m in {modules!r} if m in sys.modules))"
     output = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
 

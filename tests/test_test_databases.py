@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from pglab.lab.testing import TestServer, cloned_database
+from pglab.lab.postgres.testdbs import TestServer, cloned_database
 
 
 def test_clone_is_private_and_dropped(pg_server: TestServer, pg_template: str, pg_conn: psycopg.Connection) -> None:

@@ -16,9 +16,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from pglab.lab.fixes import chat_schema
-from pglab.lab.service.app import create_app
-from pglab.lab.service.config import ServiceConfig
+from pglab.lab.core.fixes import chat_schema
+from pglab.lab.trial.service.app import create_app
+from pglab.lab.trial.service.config import ServiceConfig
 
 SEED = """
 INSERT INTO users (name, email)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pglab.lab.fixes import fix_blocks
+from pglab.lab.core.fixes import fix_blocks
 
 NAIVE = pytest.mark.xfail(reason="the naive code path: pglab fails it")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pglab.lab.findings import Finding
-from pglab.lab.report import Diagnostic
+from pglab.lab.core.findings import Finding
+from pglab.lab.core.report import Diagnostic
 
 CACHE_FILE = "check.pickle"
 

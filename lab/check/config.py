@@ -11,8 +11,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pglab.lab.catalogue import find_entry, load_catalogue
-from pglab.lab.errors import UserError
+from pglab.lab.core.catalogue import find_entry, load_catalogue
+from pglab.lab.core.errors import UserError
 
 DEFAULT_EXCLUDE = (".git", ".hg", ".venv", "venv", ".tox", ".nox", "node_modules", "__pycache__", "build", "dist",
                    ".pglab_cache", ".mypy_cache", ".ruff_cache", ".pytest_cache", "site-packages")

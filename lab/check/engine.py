@@ -25,9 +25,9 @@ from pglab.lab.check.extract import FileResult, PyModule, Query, decode, extract
 from pglab.lab.check.schema import POSITION_KEY, SCHEMA_KINDS, Origin, Schema
 from pglab.lab.check.sqltext import FileLocator
 from pglab.lab.check.walk import Dispatch, Rule, load_rules, walk_sql
-from pglab.lab.errors import UserError
-from pglab.lab.findings import Finding
-from pglab.lab.report import Diagnostic
+from pglab.lab.core.errors import UserError
+from pglab.lab.core.findings import Finding
+from pglab.lab.core.report import Diagnostic
 
 EXTENSIONS = (".sql", ".py")
 _SUPPRESSION = re.compile(r"(?:#|--)\s*pglab:\s*ignore\[([^\]]*)\]")
@@ -335,7 +335,7 @@ def suppressions(path: str, text: str) -> list[Suppression]:
 
 def _suppress(raw: list[RawFinding], texts: dict[str, str], active: list[str]
               ) -> tuple[list[Finding], list[Diagnostic]]:
-    from pglab.lab.catalogue import load_catalogue
+    from pglab.lab.core.catalogue import load_catalogue
 
     codes = {entry.code.lower(): entry.id for entry in load_catalogue()}
     by_path: dict[str, list[Suppression]] = {}

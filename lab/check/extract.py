@@ -28,7 +28,7 @@ from pglab.lab.check.sqltext import (
     parse_document,
     split_statements,
 )
-from pglab.lab.report import Diagnostic
+from pglab.lab.core.report import Diagnostic
 
 SQL_METHODS = frozenset({"execute", "executemany", "fetch", "fetchrow", "fetchval", "copy", "copy_expert",
                          "exec_driver_sql", "scalar", "scalars", "stream", "prepare", "executescript",

@@ -287,8 +287,8 @@ def schema_from_catalog(dsn: str) -> Schema:
     """Read the live catalog in a read-only transaction: nothing is written to the user's server."""
     import psycopg
 
-    from pglab.lab.errors import UserError
-    from pglab.lab.postgres import connect
+    from pglab.lab.core.errors import UserError
+    from pglab.lab.postgres.launcher import connect
 
     schema = Schema(source="catalog")
     try:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pglab.lab.catalogue import Entry, find_entry
+from pglab.lab.core.catalogue import Entry, find_entry
 
 Hook = Callable[..., None]
 

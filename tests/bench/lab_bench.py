@@ -17,12 +17,12 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from pglab.lab.invariants import Check
-from pglab.lab.labcommand import LAB_SERVER_SETTINGS, Side, lab_ids, run_lab
-from pglab.lab.loadrun import profile_path, run_load
-from pglab.lab.postgres import EmbeddedPostgres
-from pglab.lab.seed import SCALES, lab_dsn, seed
-from pglab.lab.service.process import running_service
+from pglab.lab.cli.labcommand import LAB_SERVER_SETTINGS, Side, lab_ids, run_lab
+from pglab.lab.postgres.launcher import EmbeddedPostgres
+from pglab.lab.trial.invariants import Check
+from pglab.lab.trial.loadrun import profile_path, run_load
+from pglab.lab.trial.seed import SCALES, lab_dsn, seed
+from pglab.lab.trial.service.process import running_service
 
 
 def ceiling(seconds: float, workers: int) -> tuple[float, float]:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pglab.lab.testing import open_test_server
+from pglab.lab.postgres.testdbs import open_test_server
 
 CONFTEST = '''
 import psycopg

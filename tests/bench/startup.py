@@ -11,7 +11,7 @@ import statistics
 import sys
 import time
 
-from pglab.lab.postgres import EmbeddedPostgres
+from pglab.lab.postgres.launcher import EmbeddedPostgres
 
 
 def main() -> None:

@@ -1,0 +1,68 @@
+"""`pglab diagnose --dsn DSN [--watch SECONDS] [--format text|json|sarif]`: the runtime detectors
+against a live database, with the output formats and exit codes of `pglab check` (0 nothing
+found, 1 findings, 2 usage or internal error).
+
+Read-only: statistics views and the catalog are read, and plans come from plain EXPLAIN of
+SELECTs inside READ ONLY transactions that are rolled back. What could not be checked (no
+pg_stat_statements, no pg_read_all_stats) is reported as a diagnostic and the rest still runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any
+
+from pglab.lab.core.errors import UserError
+from pglab.lab.core.report import FORMATS, Diagnostic, render
+from pglab.lab.postgres.launcher import redact
+from pglab.lab.runtime.diagnose import TOP_STATEMENTS, run_detectors, take_snapshot
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 0 < seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"--watch takes 0 < SECONDS <= 3600, got {value}")
+    return seconds
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    if not args.dsn:
+        raise UserError("diagnose needs a server: pass --dsn DSN or set PGLAB_DSN")
+    started = time.perf_counter()
+    before = None
+    if args.watch:  # three snapshots: the window judged, and the one before it for trends
+        first = take_snapshot(args.dsn)
+        time.sleep(args.watch / 2)
+        before = take_snapshot(args.dsn, previous=first)
+        time.sleep(args.watch / 2)
+    findings, notes = run_detectors(args.dsn, before, explain_top=not args.no_explain, top=args.top)
+    elapsed = time.perf_counter() - started
+    summary: dict[str, Any] = {"server": redact(args.dsn), "window_seconds": args.watch,
+                               "seconds": round(elapsed, 3)}
+    window = f"over {args.watch:g} s" if args.watch else "since the statistics began"
+    render(findings, args.format, diagnostics=[Diagnostic(kind="not-checked", message=note) for note in notes],
+           summary=summary, tool="pglab diagnose",
+           clean_message=f"No runtime anti-patterns found ({window}, {elapsed:.2f}s).")
+    return 1 if findings else 0
+
+
+def add_parser(commands: Any) -> None:
+    diagnose = commands.add_parser(
+        "diagnose", help="find the anti-patterns in a running database (read-only)",
+        description="Run every runtime detector once against a live server (plan rules over the costliest "
+        "statements, pg_stat_* and catalog checks), or over a window with --watch. Read-only: no DDL, no DML; "
+        "EXPLAIN ANALYZE only on SELECTs, in a transaction that is rolled back. "
+        "Exit 0: nothing found; 1: findings; 2: usage or connection error.")
+    diagnose.add_argument("--dsn", default=os.environ.get("PGLAB_DSN"), help="the server to inspect (or PGLAB_DSN)")
+    diagnose.add_argument("--watch", type=_seconds, metavar="SECONDS",
+                          help="judge the deltas over a window of SECONDS instead of totals since the last reset")
+    diagnose.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
+    diagnose.add_argument("--top", type=int, default=TOP_STATEMENTS, metavar="N",
+                          help=f"plan the N costliest SELECTs of pg_stat_statements (default {TOP_STATEMENTS})")
+    diagnose.add_argument("--no-explain", action="store_true", help="statistics rules only, no plan rules")
+    diagnose.set_defaults(handler=cmd_diagnose)

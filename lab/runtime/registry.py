@@ -1,0 +1,50 @@
+"""Discovery of the runtime detectors in `detectors/`, and the helpers every detector builds its findings with."""
+
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+from collections.abc import Mapping
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+from pglab import detectors
+from pglab.lab.core.catalogue import find_entry, load_catalogue
+from pglab.lab.core.errors import UserError
+from pglab.lab.core.findings import Finding
+
+
+@cache
+def detector_modules() -> dict[str, ModuleType]:
+    """id -> detector module, for every catalogue entry that has one, in catalogue order."""
+    modules = {}
+    for entry in load_catalogue():
+        name = f"{detectors.__name__}.{entry.id}"
+        if importlib.util.find_spec(name) is not None:
+            modules[entry.id] = importlib.import_module(name)
+    return modules
+
+
+def limits(entry_id: str, overrides: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, float]:
+    """A detector's thresholds: its defaults, with the caller's overrides for that id applied."""
+    defaults = dict(getattr(detector_modules().get(entry_id), "THRESHOLDS", {}))
+    wanted = dict((overrides or {}).get(entry_id, {}))
+    unknown = sorted(set(wanted) - set(defaults))
+    if unknown:
+        raise UserError(f"{entry_id} has no threshold {', '.join(unknown)}; it has {', '.join(sorted(defaults))}")
+    return {**defaults, **wanted}
+
+
+def finding(entry_id: str, message: str, severity: str, subject: str, source: str | None = None,
+            **evidence: Any) -> Finding:
+    """A runtime finding with the catalogue's code and fix hint, and its evidence."""
+    entry = find_entry(entry_id)
+    return Finding(id=entry_id, code=entry.code, message=message, severity=severity, fix_hint=entry.fix_hint,
+                   source=source, evidence={"subject": subject, **evidence})
+
+
+def with_evidence(found: Finding, **extra: Any) -> Finding:
+    return dataclasses.replace(found, evidence={**found.evidence, **extra})

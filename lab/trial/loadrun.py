@@ -1,0 +1,241 @@
+"""Running a Locust profile as its own process(es) and reading the results back as data.
+
+Importing locust monkey-patches the interpreter with gevent, so pglab never imports it: the
+profile (`loads/<id>.py`) runs in `python -m locust --headless`, alone or as a master with N
+workers on loopback (Locust's own distributed mode, the one that spreads load over machines).
+The profile's recorder (`loads/recorder.py`) writes per-second, per-endpoint buckets to a JSON
+file; `LoadResult` turns the buckets of one phase of the load shape into counts, failures,
+throughput and percentiles.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pglab.lab.core.errors import UserError
+from pglab.lab.postgres.launcher import free_port
+
+STOP_GRACE = 15.0  # seconds Locust gets to stop and write its results after the shape ends
+START_ALLOWANCE = 30.0  # seconds for Locust (and its workers) to start
+
+
+def profile_path(entry_id: str) -> Path:
+    resource = resources.files("pglab.loads") / f"{entry_id}.py"
+    if not resource.is_file():
+        raise UserError(f"no load profile loads/{entry_id}.py")
+    return Path(str(resource))
+
+
+def profile_constants(entry_id: str) -> dict[str, Any]:
+    """The profile's upper-case literal constants (SLO_P99_MS...), read without importing it."""
+    tree = ast.parse(profile_path(entry_id).read_text(encoding="utf-8"))
+    constants: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name.isupper():
+                try:
+                    constants[name] = ast.literal_eval(node.value)
+                except ValueError:
+                    continue  # not a literal: not a setting the lab reads
+    return constants
+
+
+def percentile(histogram: dict[int, int], fraction: float) -> float:
+    """The response time below which `fraction` of the requests fall, from a rounded histogram."""
+    total = sum(histogram.values())
+    if total == 0:
+        return 0.0
+    wanted = fraction * total
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= wanted:
+            return float(value)
+    return float(max(histogram))
+
+
+@dataclass
+class Summary:
+    """One phase (or window) of a load run, for all endpoints together and for each."""
+
+    requests: int
+    failures: int
+    seconds: float
+    histogram: dict[int, int]
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+    def p(self, fraction: float) -> float:
+        return percentile(self.histogram, fraction)
+
+    def worst_endpoint(self, fraction: float, min_requests: int) -> float:
+        """The highest percentile among endpoints with at least `min_requests` requests: a slow
+        endpoint with little traffic is hidden in the percentile of all requests together."""
+        return max((percentile(endpoint["histogram"], fraction) for endpoint in self.endpoints.values()
+                    if endpoint["requests"] >= min_requests), default=0.0)
+
+
+@dataclass
+class LoadResult:
+    started_at: float
+    phases: list[dict[str, Any]]
+    buckets: dict[str, dict[str, dict[str, Any]]]
+    distributed: bool = False
+
+    def phase(self, name: str) -> tuple[float, float]:
+        for phase in self.phases:
+            if phase["name"] == name:
+                return self.started_at + phase["start"], self.started_at + phase["end"]
+        raise KeyError(name)
+
+    def summary(self, start: float | None = None, end: float | None = None) -> Summary:
+        """Requests that started in [start, end) (epoch seconds; whole seconds, as bucketed)."""
+        first = int(start) if start is not None else None
+        last = int(end) if end is not None else None
+        histogram: dict[int, int] = {}
+        endpoints: dict[str, dict[str, Any]] = {}
+        errors: dict[str, int] = {}
+        for second, names in self.buckets.items():
+            if (first is not None and int(second) < first) or (last is not None and int(second) >= last):
+                continue
+            for name, cell in names.items():
+                endpoint = endpoints.setdefault(name, {"requests": 0, "failures": 0, "histogram": {}})
+                endpoint["requests"] += cell["count"]
+                endpoint["failures"] += cell["failures"]
+                for key, count in cell["times"].items():
+                    histogram[int(float(key))] = histogram.get(int(float(key)), 0) + count
+                    endpoint["histogram"][int(float(key))] = endpoint["histogram"].get(int(float(key)), 0) + count
+                for message, count in cell["errors"].items():
+                    errors[message] = errors.get(message, 0) + count
+        seconds = float(last - first) if first is not None and last is not None else float(len(self.buckets))
+        return Summary(requests=sum(e["requests"] for e in endpoints.values()),
+                       failures=sum(e["failures"] for e in endpoints.values()),
+                       seconds=seconds, histogram=histogram, endpoints=endpoints, errors=errors)
+
+    def hold(self) -> Summary:
+        return self.summary(*self.phase("hold"))
+
+    def timeline(self, width: float = 1.0) -> list[dict[str, Any]]:
+        """Per window of `width` seconds from the start: requests, failures, rps, p50/p95/p99."""
+        if not self.buckets:
+            return []
+        end = max(int(second) for second in self.buckets) + 1
+        rows = []
+        at = float(int(self.started_at))
+        while at < end:
+            window = self.summary(at, at + width)
+            rows.append({"t": round(at - self.started_at, 1), "requests": window.requests,
+                         "failures": window.failures, "rps": round(window.rps, 1), "p50_ms": window.p(0.5),
+                         "p95_ms": window.p(0.95), "p99_ms": window.p(0.99)})
+            at += width
+        return rows
+
+    @classmethod
+    def read(cls, path: Path) -> LoadResult:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(started_at=float(data["started_at"] or 0.0), phases=data["phases"], buckets=data["buckets"],
+                   distributed=bool(data.get("distributed")))
+
+
+def _pdeathsig() -> None:
+    """Children die with the lab, even when it is killed with SIGKILL (Linux; elsewhere a no-op)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def spawn(command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A child in its own session (a terminal's Ctrl-C reaches only the lab, which stops it in order)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **(env or {})}, start_new_session=True,
+                                preexec_fn=_pdeathsig)
+
+
+def stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def last_lines(log: Path, count: int = 3) -> str:
+    try:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return " | ".join(lines[-count:])
+
+
+@contextmanager
+def _scratch() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="pglab-load-") as directory:
+        yield Path(directory)
+
+
+def locust_commands(profile: Path, host: str, workers: int) -> list[list[str]]:
+    """The master (or lone process) first, then the workers."""
+    base = [sys.executable, "-m", "locust", "-f", str(profile), "--headless", "--only-summary",
+            "--loglevel", "WARNING"]
+    if workers <= 0:
+        return [[*base, "--host", host]]
+    port = free_port()
+    master = [*base, "--host", host, "--master", "--master-bind-host", "127.0.0.1",
+              "--master-bind-port", str(port), "--expect-workers", str(workers)]
+    worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    return [master] + [worker] * workers
+
+
+def run_load(profile: Path, host: str, duration: float, sample: dict[str, Any], workers: int = 0,
+             during: Callable[[float], None] | None = None) -> LoadResult:
+    """Run `profile` against `host` (a 127.0.0.1 URL) for `duration` seconds of load shape.
+    `during(elapsed)` is called about twice a second while the load runs."""
+    if not host.startswith("http://127.0.0.1:"):
+        raise UserError(f"the lab only sends load to 127.0.0.1, not {host}")
+    with _scratch() as scratch:
+        output = scratch / "result.json"
+        env = {"PGLAB_LOAD_OUT": str(output), "PGLAB_LOAD_DURATION": str(duration),
+               "PGLAB_LAB_SAMPLE": json.dumps(sample)}
+        log = scratch / "locust.log"
+        processes = [spawn(command, log, env) for command in locust_commands(profile, host, workers)]
+        began = time.monotonic()
+        deadline = began + duration + START_ALLOWANCE + STOP_GRACE
+        try:
+            while processes[0].poll() is None and time.monotonic() < deadline:
+                if during:
+                    during(time.monotonic() - began)
+                time.sleep(0.5)
+        finally:
+            for process in processes:
+                stop(process)
+        if not output.exists():
+            raise UserError(f"the load run wrote no results (locust: {last_lines(log) or 'no output'})")
+        return LoadResult.read(output)

@@ -1,0 +1,206 @@
+"""Seeding the chat schema at named scales, entirely server-side.
+
+Rows are made by `INSERT ... SELECT FROM generate_series` so that no row crosses the wire: the
+client only sends a handful of statements. The data is skewed the way real chat data is: a few
+hot conversations hold a large share of all messages (the ones a correlated subquery or a missing
+index hurts most), while thousands of cold ones hold a few messages each. Message bodies are
+drawn from a made-up vocabulary with a steep frequency curve, so some words are everywhere and
+others are rare enough that a good search index finds them in microseconds.
+
+Everything goes into one schema (`pglab_lab` by default) that the lab owns: it is dropped and
+re-created on every seed, and the lab never touches anything outside it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pglab.lab.core.errors import UserError
+from pglab.lab.core.fixes import chat_schema
+
+LAB_SCHEMA = "pglab_lab"
+TABLES = ("users", "conversations", "conversation_members", "messages", "notifications")
+SCHEMA_COMMENT = "pglab lab data: dropped and re-created by pglab"
+HOT_SHARE = 0.3  # share of all messages that go to the hot conversations
+CHUNK_ROWS = 50_000  # rows per INSERT, so the progress bar moves and no statement runs for long
+SYLLABLES = ("ka", "lo", "mi", "ren", "tus", "vo", "sha", "bri", "del", "nu", "pax", "quo", "zi", "fen",
+             "gor", "hal", "jun", "lex", "mor", "ota", "pri", "sul", "tam", "wex", "yor")
+VOCABULARY = 4000  # distinct words; word number floor(VOCABULARY * random()^3) is drawn, so low numbers dominate
+WORDS_PER_MESSAGE = 8
+_WORD_SQL = ("(SELECT s[1 + w %% 25] || s[1 + (w / 25) %% 25] || s[1 + (w / 625) %% 25]"
+             " FROM (SELECT floor(%(vocabulary)s * random() ^ 3)::int + 0 * i AS w) AS drawn)")  # `0 * i`: per row
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    users: int
+    conversations: int
+    hot_conversations: int
+    messages: int
+    notifications: int
+
+
+SCALES = {
+    scale.name: scale
+    for scale in (
+        Scale("small", users=1_000, conversations=2_000, hot_conversations=5, messages=200_000,
+              notifications=20_000),
+        Scale("medium", users=10_000, conversations=20_000, hot_conversations=10, messages=500_000,
+              notifications=100_000),
+        Scale("large", users=50_000, conversations=200_000, hot_conversations=20, messages=5_000_000,
+              notifications=1_000_000),
+    )
+}
+
+
+def get_scale(name: str) -> Scale:
+    try:
+        return SCALES[name]
+    except KeyError:
+        raise UserError(f"unknown scale {name!r}; choose one of {', '.join(SCALES)}") from None
+
+
+def word(index: int) -> str:
+    """The vocabulary word number `index`: three syllables picked by its base-25 digits. The SQL in
+    `_insert_messages` builds the same words server-side."""
+    base = len(SYLLABLES)
+    return SYLLABLES[index % base] + SYLLABLES[(index // base) % base] + SYLLABLES[(index // base**2) % base]
+
+
+def rare_words(count: int) -> list[str]:
+    """Words from the tail of the frequency curve: each is in under 0.1 % of messages."""
+    return [word(index) for index in range(VOCABULARY - count, VOCABULARY)]
+
+
+def lab_dsn(dsn: str, schema: str = LAB_SCHEMA) -> str:
+    """The DSN with the lab schema first on the search_path, for the service, detectors and fixes."""
+    return psycopg.conninfo.make_conninfo(dsn, options=f"-c search_path={schema},public")
+
+
+def reset_schema(conn: psycopg.Connection[Any], schema: str = LAB_SCHEMA) -> None:
+    """Drop and re-create the lab schema, refusing to drop a schema of that name pglab did not make."""
+    row = conn.execute(
+        "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s", (schema,)
+    ).fetchone()
+    if row is not None and row[0] != SCHEMA_COMMENT:
+        raise UserError(f"schema {schema!r} exists and was not created by pglab; not touching it")
+    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    conn.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(sql.Identifier(schema), sql.Literal(SCHEMA_COMMENT)))
+    conn.execute(sql.SQL("SET search_path = {}, public").format(sql.Identifier(schema)))
+    conn.execute(chat_schema())
+
+
+def _steps(scale: Scale) -> list[tuple[str, int, Callable[[psycopg.Connection[Any], int, int], None]]]:
+    """(label, rows, insert(conn, first, last)) for every table, in foreign-key order."""
+    return [
+        ("users", scale.users, _insert_users),
+        ("conversations", scale.conversations, lambda c, a, b: _insert_conversations(c, scale, a, b)),
+        ("members", scale.conversations, lambda c, a, b: _insert_members(c, scale, a, b)),
+        ("messages", scale.messages, lambda c, a, b: _insert_messages(c, scale, a, b)),
+        ("notifications", scale.notifications, lambda c, a, b: _insert_notifications(c, scale, a, b)),
+    ]
+
+
+def _insert_users(conn: psycopg.Connection[Any], first: int, last: int) -> None:
+    conn.execute(
+        "INSERT INTO users (id, name, email) SELECT i, 'user ' || i, 'user' || i || '@example.com'"
+        " FROM generate_series(%s::bigint, %s::bigint) AS i", (first, last))
+
+
+def _insert_conversations(conn: psycopg.Connection[Any], scale: Scale, first: int, last: int) -> None:
+    conn.execute(
+        "INSERT INTO conversations (id, owner_id, title, created_at, updated_at)"
+        " SELECT i, 1 + (i * 7919) %% %s, 'conversation ' || i, now() - interval '30 days', now()"
+        " FROM generate_series(%s::bigint, %s::bigint) AS i", (scale.users, first, last))
+
+
+def _insert_members(conn: psycopg.Connection[Any], scale: Scale, first: int, last: int) -> None:
+    conn.execute(
+        "INSERT INTO conversation_members (conversation_id, user_id)"
+        " SELECT DISTINCT c.id, 1 + (c.owner_id - 1 + k * 104729) %% %s"
+        " FROM conversations c, generate_series(0, 2) AS k WHERE c.id BETWEEN %s AND %s",
+        (scale.users, first, last))
+
+
+def _insert_messages(conn: psycopg.Connection[Any], scale: Scale, first: int, last: int) -> None:
+    """A share HOT_SHARE of messages goes to the hot conversations 1..hot; the rest spread evenly."""
+    cold = scale.conversations - scale.hot_conversations
+    body = "concat_ws(' ', " + ", ".join([_WORD_SQL] * WORDS_PER_MESSAGE) + ")"
+    conn.execute(
+        "INSERT INTO messages (id, conversation_id, user_id, body, tokens, created_at)"
+        " SELECT i,"
+        "  CASE WHEN random() < %(hot_share)s THEN 1 + i %% %(hot)s ELSE %(hot)s + 1 + (i * 104729) %% %(cold)s END,"
+        "  1 + (i * 15485863) %% %(users)s,"
+        f"  {body},"
+        "  1 + (i %% 50),"
+        "  now() - interval '30 days' + (i * interval '30 days') / %(total)s"
+        " FROM (SELECT %(syllables)s::text[] AS s) AS syllables,"
+        "  generate_series(%(first)s::bigint, %(last)s::bigint) AS i",
+        {"hot_share": HOT_SHARE, "hot": scale.hot_conversations, "cold": cold, "users": scale.users,
+         "vocabulary": VOCABULARY, "syllables": list(SYLLABLES), "total": scale.messages, "first": first, "last": last})
+
+
+def _insert_notifications(conn: psycopg.Connection[Any], scale: Scale, first: int, last: int) -> None:
+    conn.execute(
+        "INSERT INTO notifications (id, user_id, message_id, kind, read_at, created_at)"
+        " SELECT i, 1 + (i * 7919) %% %(users)s, 1 + (i * 104729) %% %(messages)s, 'mention',"
+        "  CASE WHEN i %% 3 = 0 THEN now() END, now() - interval '1 day'"
+        " FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS i",
+        {"users": scale.users, "messages": scale.messages, "first": first, "last": last})
+
+
+def _finish(conn: psycopg.Connection[Any]) -> None:
+    """Consistent totals (the lost-update invariant starts from zero), serials past the seeded ids,
+    fresh statistics so the planner sees the real sizes."""
+    conn.execute("UPDATE users u SET tokens_used = t.total FROM"
+                 " (SELECT user_id, sum(tokens) AS total FROM messages GROUP BY user_id) t WHERE t.user_id = u.id")
+    conn.execute("UPDATE conversations c SET message_count = t.n FROM"
+                 " (SELECT conversation_id, count(*) AS n FROM messages GROUP BY conversation_id) t"
+                 " WHERE t.conversation_id = c.id")
+    for table in ("users", "conversations", "messages", "notifications"):
+        conn.execute(sql.SQL("SELECT setval(pg_get_serial_sequence({}, 'id'), (SELECT max(id) FROM {}))").format(
+            sql.Literal(table), sql.Identifier(table)))
+    for table in TABLES:
+        conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
+
+
+def _skip_foreign_key_checks(conn: psycopg.Connection[Any]) -> None:
+    """The generated rows are consistent by construction; checking every foreign key row by row
+    doubles the seeding time. Only a superuser may skip them, so others simply pay the time."""
+    with suppress(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SET session_replication_role = replica")
+
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+def seed(dsn: str, scale: Scale, progress: ProgressCallback | None = None, schema: str = LAB_SCHEMA) -> float:
+    """Create the chat schema in `schema` and fill it at `scale`; returns the seconds it took.
+    `progress(label, done, total)` is called after every chunk of rows."""
+    began = time.perf_counter()
+    steps = _steps(scale)
+    total = sum(rows for _, rows, _ in steps) + 1
+    done = 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        reset_schema(conn, schema)
+        _skip_foreign_key_checks(conn)
+        for label, rows, insert in steps:
+            for first in range(1, rows + 1, CHUNK_ROWS):
+                last = min(rows, first + CHUNK_ROWS - 1)
+                insert(conn, first, last)
+                done += last - first + 1
+                if progress:
+                    progress(label, done, total)
+        _finish(conn)
+    if progress:
+        progress("analyze", total, total)
+    return time.perf_counter() - began

@@ -50,24 +50,18 @@ then `DROP TABLE` removes the files, with no dead tuples and no VACUUM.
 
 ### Naive
 
-```sql
--- one transaction, millions of rows, and no index on created_at
-DELETE FROM messages WHERE created_at < now() - interval '90 days';
-```
+{fix:naive}
 
 ### Fixed
 
+{fix:migrate}
+
+{fix:fixed}
+
 ```python
-# once: CREATE INDEX CONCURRENTLY messages_created_at_idx ON messages (created_at);
-with psycopg.connect(dsn, autocommit=True) as conn:
-    while True:
-        deleted = conn.execute(  # autocommit: each batch is its own short transaction
-            "DELETE FROM messages WHERE id IN ("
-            " SELECT id FROM messages WHERE created_at < now() - interval '90 days'"
-            " ORDER BY created_at LIMIT 5000)"
-        ).rowcount
-        if deleted == 0:
-            break
+with psycopg.connect(dsn, autocommit=True) as conn:  # each batch is its own short transaction
+    while conn.execute(DELETE_ONE_BATCH, {"keep": "90 days"}).rowcount:  # the DELETE above
+        pass
 ```
 
 ## References
@@ -79,6 +73,7 @@ with psycopg.connect(dsn, autocommit=True) as conn:
 """
 
 from pglab.lab.check import sqlnodes as n
+from pglab.lab.check.shape import equality_columns
 
 CODE = "PGL021"
 CATEGORY = "writes"
@@ -96,6 +91,24 @@ def _batched(node: dict) -> bool:
     return any(kind == "SelectStmt" and body.get("limitCount") for kind, body in n.walk(node))
 
 
+TEMPORAL = ("timestamp", "timestamptz", "date", "time")
+
+
+def _within_one_parent(body: dict, columns: list[str], schema) -> bool:
+    """`WHERE playlist_id = $1 AND position >= $2`: a range over a non-temporal column inside the
+    rows of one parent (another column pinned to a value) is a slice of one list, not retention
+    over the table. Needs the schema to know the column is not a time."""
+    table_name = n.relation_name(body.get("relation", {}))
+    table = schema.table(table_name)
+    if table is None or not all(column in table.columns for column in columns):
+        return False
+    if any(table.columns[column].split(" ")[0].startswith(TEMPORAL) for column in columns):
+        return False
+    scope = n.range_tables([{"RangeVar": body.get("relation", {})}])
+    pinned = equality_columns(body.get("whereClause"), scope).get(table_name, set())
+    return bool(pinned - set(columns))
+
+
 def check_query(query, ctx) -> None:
     if query.kind != "DeleteStmt" or _batched(query.body):
         return
@@ -103,7 +116,8 @@ def check_query(query, ctx) -> None:
         kind, expr = n.unwrap(term)
         if kind != "A_Expr" or not (n.operator(expr) in RANGE or expr.get("kind") == "AEXPR_BETWEEN"):
             continue
-        if any(n.column(side) for side in (expr.get("lexpr"), expr.get("rexpr"))):
+        columns = [n.column(side) for side in (expr.get("lexpr"), expr.get("rexpr"))]
+        if any(columns) and not _within_one_parent(query.body, [c[1] for c in columns if c], ctx.schema):
             table = n.relation_name(query.body.get("relation", {}))
             ctx.report(term, f"one DELETE of every {table} row in a range: a long transaction that holds locks, "
                              "bloats the table with dead tuples and floods WAL and replicas")

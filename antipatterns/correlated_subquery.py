@@ -46,26 +46,13 @@ against that table aggregated once with `GROUP BY`.
 
 ### Naive
 
-```sql
-SELECT m.id, m.body, m.token_count,
-       (SELECT sum(m2.token_count)
-          FROM messages m2
-         WHERE m2.conversation_id = m.conversation_id
-           AND m2.created_at <= m.created_at) AS running_tokens
-FROM messages m
-WHERE m.conversation_id = $1
-ORDER BY m.created_at;
-```
+{fix:naive}
 
 ### Fixed
 
-```sql
-SELECT id, body, token_count,
-       sum(token_count) OVER (ORDER BY created_at) AS running_tokens
-FROM messages
-WHERE conversation_id = $1
-ORDER BY created_at;  -- one WindowAgg, no SubPlan
-```
+{fix:migrate}
+
+{fix:fixed}
 
 ## References
 
@@ -77,6 +64,7 @@ ORDER BY created_at;  -- one WindowAgg, no SubPlan
 
 from pglab.lab.check import sqlnodes as n
 from pglab.lab.check.rewrite import closing_paren, splice
+from pglab.lab.check.shape import is_aggregate
 
 CODE = "PGL002"
 CATEGORY = "query-shape"
@@ -144,6 +132,42 @@ def _window_rewrite(ctx, sublink: dict, sub: dict, outer: dict[str, str | None])
     return splice(ctx.query, [(start, end, window)]) if end else None
 
 
+def _key_lookup(sub: dict, outer: dict[str, str | None], schema) -> bool:
+    """`(SELECT name FROM users WHERE id = a.author_id)`: equality on a unique key of the one inner
+    table (its `id` when the schema does not know it) and no aggregate: one index probe per row
+    returned, as a join would do, not a scan per row."""
+    inner = n.range_tables(sub.get("fromClause"))
+    if len(set(inner.values())) != 1 or sub.get("groupClause") or is_aggregate(sub):
+        return False
+    table_name = next(iter(inner.values()))
+    pinned = set()
+    for term in n.conjuncts(sub.get("whereClause")):
+        kind, expr = n.unwrap(term)
+        if kind != "A_Expr" or expr.get("kind") != "AEXPR_OP" or n.operator(expr) != "=":
+            continue
+        for side, other in ((expr.get("lexpr"), expr.get("rexpr")), (expr.get("rexpr"), expr.get("lexpr"))):
+            mine, theirs = n.column(side), n.column(other)
+            if mine and mine[0] in (None, *inner) and (n.is_value(other) or (theirs and theirs[0] in outer
+                                                                                and theirs[0] not in inner)):
+                pinned.add(mine[1])
+    table = schema.table(table_name)
+    if table is None or not table.unique_keys():
+        return "id" in pinned
+    return any(key and set(key) <= pinned for key in table.unique_keys())
+
+
+def _walks_own_value(sub: dict, outer: dict[str, str | None]) -> bool:
+    """`(SELECT ... FROM jsonb_array_elements(t.tags) ...)`: the subquery reads the outer row's own
+    value (an array, a jsonb document), not a table: its cost follows that value, not the table."""
+    for item in sub.get("fromClause", []):
+        for kind, body in n.walk(item):
+            if kind == "RangeFunction":
+                references = [n.column({"ColumnRef": ref}) for key, ref in n.walk(body) if key == "ColumnRef"]
+                if any(ref and ref[0] in outer for ref in references):
+                    return True
+    return False
+
+
 def check_sql_SelectStmt(node: dict, ctx) -> None:
     if not ctx.query.has("SubLink"):
         return
@@ -156,7 +180,7 @@ def check_sql_SelectStmt(node: dict, ctx) -> None:
                 continue
             sub = n.unwrap(body.get("subselect"))[1]
             references = _outer_references(sub, outer)
-            if references:
+            if references and not _key_lookup(sub, outer, ctx.schema) and not _walks_own_value(sub, outer):
                 qualifier, column = references[0]
                 ctx.report({"SubLink": body},
                            f"scalar subquery in the select list depends on the outer row ({qualifier}.{column}): "

@@ -45,36 +45,29 @@ middleware and count only where it is shown, capped for a "99+" badge:
 
 ### Naive
 
+{fix:naive}
+
 ```python
 @app.middleware("http")
 async def unread_badge(request, call_next):
-    async with pool.connection() as conn:  # every request, every endpoint
-        cur = await conn.execute(
-            "SELECT count(*) FROM notifications WHERE user_id = %s AND read_at IS NULL",
-            (request.state.user_id,))
+    async with pool.connection() as conn:  # every request, every endpoint: COUNT_UNREAD above
+        cur = await conn.execute(COUNT_UNREAD, {"user_id": request.state.user_id})
         (request.state.unread,) = await cur.fetchone()
     return await call_next(request)
 ```
 
 ### Fixed
 
-```python
-# no middleware: the count is kept on write and read only by the badge endpoint
-async def notify(conn, user_id, message_id):
-    async with conn.transaction():
-        await conn.execute("INSERT INTO notifications (user_id, message_id) VALUES (%s, %s)",
-                           (user_id, message_id))
-        await conn.execute("UPDATE users SET unread_count = unread_count + 1 WHERE id = %s",
-                           (user_id,))
+{fix:migrate}
 
-async def mark_read(conn, user_id, notification_id):
-    async with conn.transaction():
-        cur = await conn.execute("UPDATE notifications SET read_at = now()"
-                                 " WHERE id = %s AND user_id = %s AND read_at IS NULL",
-                                 (notification_id, user_id))
-        if cur.rowcount:
-            await conn.execute("UPDATE users SET unread_count = unread_count - 1"
-                               " WHERE id = %s", (user_id,))
+{fix:fixed}
+
+```python
+# no middleware: the badge endpoint reads the counter (READ_UNREAD_COUNTER above); the code that
+# inserts a notification or marks one read adds or subtracts 1 in the same transaction
+async def unread_badge(conn, user_id):
+    cur = await conn.execute(READ_UNREAD_COUNTER, {"user_id": user_id})
+    return (await cur.fetchone())[0]
 ```
 
 ## References
@@ -90,6 +83,7 @@ import ast
 from pglab.lab.check import flow
 from pglab.lab.check import sqlnodes as n
 from pglab.lab.check.extract import dotted
+from pglab.lab.check.loops import callers
 
 CODE = "PGL008"
 CATEGORY = "round-trips"
@@ -106,17 +100,16 @@ HOOK_METHODS = frozenset({"dispatch", "__call__", "process_request", "process_vi
                           "process_template_response", "before_request", "after_request"})
 
 
-def _per_request(call) -> bool:
-    """The call runs in code every request goes through: middleware, before/after hooks, context
+def _per_request(function, module) -> bool:
+    """`function` is code every request goes through: middleware, before/after hooks, context
     processors."""
-    function = call.function
     if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
         return False
     if any(name.rsplit(".", 1)[-1] in HOOK_DECORATORS for name in flow.decorators(function)):
         return True
     if "middleware" in function.name.lower():
         return True
-    owner = flow.enclosing_class(call.module, function)
+    owner = flow.enclosing_class(module, function)
     if owner is not None and function.name in HOOK_METHODS:
         bases = [dotted(base) for base in owner.bases]
         return "middleware" in owner.name.lower() or any("middleware" in base.lower() for base in bases)
@@ -128,6 +121,16 @@ def check_query(query, ctx) -> None:
         return
     counts = [kind for kind, body in n.walk(query.body.get("targetList"))
               if kind == "FuncCall" and (n.strings(body.get("funcname")) or [""])[-1] == "count"]
-    if counts and _per_request(query.call):
+    if not counts:
+        return
+    if _per_request(query.call.function, query.call.module):
         ctx.report(query.call.node, "count() on every request from middleware or a per-request hook: a scan "
                                     "of every matching row, multiplied by the request rate")
+        return
+    for site in callers(query):  # a middleware that calls a counting helper
+        hook = query.call.module.function_of(site)
+        if hook is not None and _per_request(hook, query.call.module):
+            helper = flow.call_name(site).rsplit(".", 1)[-1]
+            ctx.report(site, f"{helper}() runs a count() and is called on every request from middleware or a "
+                             "per-request hook: a scan of every matching row, multiplied by the request rate")
+            return

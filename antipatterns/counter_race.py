@@ -50,29 +50,19 @@ the new value depends on logic that cannot be written in SQL, and keep that tran
 
 ## Example
 
+The lab's chat service runs exactly this code (`pglab lab run counter_race`); its SQL is the fix file's.
+
 ### Naive
 
-```python
-async def add_message(conn, conversation_id: int, user_id: int, body: str, tokens: int):
-    async with conn.transaction():
-        await conn.execute(INSERT_MESSAGE, (conversation_id, user_id, body, tokens))
-        cur = await conn.execute("SELECT tokens_used FROM users WHERE id = %s", (user_id,))
-        (used,) = await cur.fetchone()
-        await conn.execute(  # overwrites whatever a concurrent request added meanwhile
-            "UPDATE users SET tokens_used = %s WHERE id = %s", (used + tokens, user_id)
-        )
-```
+{fix:naive}
+
+{path:naive}
 
 ### Fixed
 
-```python
-async def add_message(conn, conversation_id: int, user_id: int, body: str, tokens: int):
-    async with conn.transaction():
-        await conn.execute(INSERT_MESSAGE, (conversation_id, user_id, body, tokens))
-        await conn.execute(
-            "UPDATE users SET tokens_used = tokens_used + %s WHERE id = %s", (tokens, user_id)
-        )
-```
+{fix:fixed}
+
+{path:fixed}
 
 ## References
 

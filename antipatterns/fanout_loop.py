@@ -44,28 +44,19 @@ very large sets use `COPY ... FROM STDIN` (`cursor.copy()` in psycopg 3). psycop
 
 ## Example
 
+The lab's chat service runs exactly this code (`pglab lab run fanout_loop`); its SQL is the fix file's.
+
 ### Naive
 
-```python
-with conn.transaction():
-    user_ids = [row[0] for row in conn.execute("SELECT id FROM users WHERE active")]
-    for user_id in user_ids:  # one round trip per recipient
-        conn.execute(
-            "INSERT INTO notifications (user_id, kind, body) VALUES (%s, 'announcement', %s)",
-            (user_id, body),
-        )
-```
+{fix:naive}
+
+{path:naive}
 
 ### Fixed
 
-```python
-with conn.transaction():
-    conn.execute(  # one statement, one round trip, whatever the audience
-        "INSERT INTO notifications (user_id, kind, body)"
-        " SELECT id, 'announcement', %s FROM users WHERE active",
-        (body,),
-    )
-```
+{fix:fixed}
+
+{path:fixed}
 
 ## References
 
@@ -83,6 +74,8 @@ CATEGORY = "round-trips"
 STATIC_SIGNAL = "INSERT executed inside a loop"
 RUNTIME_SIGNAL = "INSERT calls far above requests (one row per call); long transactions"
 FIX_HINT = "insert the whole set in one statement: INSERT ... SELECT, unnest(arrays), or COPY"
+# Off by default in test code and benchmark scripts (`[tool.pglab] default-per-file-ignores`): why.
+OFF_IN_TEST_CODE = "a test seeds a handful of fixture rows, one INSERT each"
 
 # -- static rule ------------------------------------------------------------
 

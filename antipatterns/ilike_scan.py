@@ -49,27 +49,13 @@ GIN index makes writes costlier: measure insert latency after adding it.
 
 ### Naive
 
-```sql
--- no index can serve this: Seq Scan with Filter (body ~~* ...)
-SELECT id, conversation_id, body
-FROM messages
-WHERE body ILIKE '%' || $1 || '%'
-ORDER BY created_at DESC
-LIMIT 20;
-```
+{fix:naive}
 
 ### Fixed
 
-```sql
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
-CREATE INDEX CONCURRENTLY messages_body_trgm_idx ON messages USING gin (body gin_trgm_ops);
--- same query, now a Bitmap Index Scan on messages_body_trgm_idx
-SELECT id, conversation_id, body
-FROM messages
-WHERE body ILIKE '%' || $1 || '%'
-ORDER BY created_at DESC
-LIMIT 20;
-```
+{fix:migrate}
+
+{fix:fixed}
 
 ## References
 

@@ -49,11 +49,13 @@ re-query. The simpler alternative is to release the connection between polls.
 
 ### Naive
 
+{fix:naive}
+
 ```python
 async def poll_notifications(user_id: int, since_id: int):
     async with pool.connection() as conn:  # held for up to 30 s per waiting client
         for _ in range(30):
-            cur = await conn.execute(NEW_SQL, (user_id, since_id))
+            cur = await conn.execute(UNREAD, {"user_id": user_id})  # the statement above
             if rows := await cur.fetchall():
                 return rows
             await asyncio.sleep(1)  # idle in transaction, connection pinned
@@ -62,19 +64,23 @@ async def poll_notifications(user_id: int, since_id: int):
 
 ### Fixed
 
+{fix:migrate}
+
+{fix:fixed}
+
 ```python
 waiters: dict[int, asyncio.Event] = {}
 
 async def listen_forever():  # one per process, started with the app
     async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
-        await conn.execute("LISTEN new_notification")
+        await conn.execute(LISTEN_NOTIFICATIONS)  # the LISTEN above
         async for note in conn.notifies():
             if event := waiters.pop(int(note.payload), None):
                 event.set()
 
 async def fetch_new(user_id: int, since_id: int):
     async with pool.connection() as conn:  # held for one short query
-        cur = await conn.execute(NEW_SQL, (user_id, since_id))
+        cur = await conn.execute(UNREAD, {"user_id": user_id})
         return await cur.fetchall()
 
 async def poll_notifications(user_id: int, since_id: int):
@@ -86,7 +92,7 @@ async def poll_notifications(user_id: int, since_id: int):
     return await fetch_new(user_id, since_id)
 
 # writer, in the transaction that inserts the notification (delivered at COMMIT):
-#   await conn.execute("SELECT pg_notify('new_notification', %s::text)", (recipient_id,))
+#   NOTIFY notifications with the recipient's id as the payload
 ```
 
 ## References

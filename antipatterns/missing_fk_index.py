@@ -48,25 +48,13 @@ multi-column foreign key, all its columns must lead the index.
 
 ### Naive
 
-```sql
-CREATE TABLE messages (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    conversation_id bigint NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-    body text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
--- one full scan of messages per deleted conversation, inside the FK trigger
-DELETE FROM conversations WHERE archived_at < now() - interval '1 year';
-```
+{fix:naive}
 
 ### Fixed
 
-```sql
-CREATE INDEX CONCURRENTLY messages_conversation_id_created_at_idx
-    ON messages (conversation_id, created_at);
--- the FK trigger now uses an index scan per deleted conversation
-DELETE FROM conversations WHERE archived_at < now() - interval '1 year';
-```
+{fix:migrate}
+
+{fix:fixed}
 
 ## References
 

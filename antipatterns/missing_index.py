@@ -45,22 +45,13 @@ or sort column last. Check the plan afterwards: the `Seq Scan` becomes an `Index
 
 ### Naive
 
-```sql
-CREATE TABLE messages (
-    id bigserial PRIMARY KEY,
-    conversation_id bigint NOT NULL,
-    body text NOT NULL
-);
--- every call reads the whole table
-SELECT id, body FROM messages WHERE conversation_id = $1;
-```
+{fix:naive}
 
 ### Fixed
 
-```sql
-CREATE INDEX CONCURRENTLY messages_conversation_id_idx ON messages (conversation_id);
-SELECT id, body FROM messages WHERE conversation_id = $1;  -- Index Scan
-```
+{fix:migrate}
+
+{fix:fixed}
 
 ## References
 
@@ -72,6 +63,7 @@ SELECT id, body FROM messages WHERE conversation_id = $1;  -- Index Scan
 """
 
 from pglab.lab.check import sqlnodes as n
+from pglab.lab.check.ddlorder import is_migration
 
 CODE = "PGL001"
 CATEGORY = "indexing"
@@ -105,12 +97,17 @@ def _check(body: dict, tables: dict[str, str | None], ctx) -> None:
     for table_name, columns in _filters(body.get("whereClause"), tables).items():
         table = ctx.schema.table(table_name)
         known = [(column, node) for column, node in columns if table and column in table.columns]
-        if table is None or not known or any(table.leads(column) for column, _ in known):
+        if table is None or any(table.leads(column) for column, _ in known):
+            continue
+        # a boolean or enum column picks a large share of the table whatever its index: not the cause
+        known = [(column, node) for column, node in known if not ctx.schema.few_values(table_name, column)]
+        if not known:
             continue
         column, node = known[0]
         ctx.report(node, f"{table.name}.{column} is filtered on but leads no index: every call reads the whole "
                          f"{table.name} table")
     for qual in n.join_quals(body.get("fromClause")):
+        pinned = _pinned(qual, tables)
         for term in n.conjuncts(qual):
             kind, expr = n.unwrap(term)
             if kind != "A_Expr" or n.operator(expr) != "=":
@@ -119,24 +116,56 @@ def _check(body: dict, tables: dict[str, str | None], ctx) -> None:
             resolved = [(ctx.schema.table(n.table_of(ref, tables)), ref, node) for ref, node in sides if ref]
             if len(resolved) != 2 or any(table is None or ref[1] not in table.columns for table, ref, _ in resolved):
                 continue
-            if not any(table.leads(ref[1]) for table, ref, _ in resolved):
+            if not any(_served(table, ref[1], pinned.get(table.name, set())) for table, ref, _ in resolved):
                 table, ref, node = resolved[1]
                 ctx.report(node, f"join on {resolved[0][0].name}.{resolved[0][1][1]} = {table.name}.{ref[1]} "
                                  f"with an index on neither side: each join scans a whole table")
 
 
+def _pinned(qual: object, tables: dict[str, str | None]) -> dict[str, set[str]]:
+    """Columns a join condition compares with something that is not another column (a parameter,
+    a constant, an uncorrelated subquery): fixed while the join runs, so an index may lead with them."""
+    pinned: dict[str, set[str]] = {}
+    for term in n.conjuncts(qual):
+        kind, expr = n.unwrap(term)
+        if kind != "A_Expr" or n.operator(expr) != "=":
+            continue
+        for side, other in ((expr.get("lexpr"), expr.get("rexpr")), (expr.get("rexpr"), expr.get("lexpr"))):
+            reference = n.column(side)
+            table = n.table_of(reference, tables) if reference else None
+            if reference and table and n.column(other) is None:
+                pinned.setdefault(table, set()).add(reference[1])
+    return pinned
+
+
+def _served(table, column: str, pinned: set[str]) -> bool:
+    """Some B-tree index reaches `column` with every key before it pinned: `(follower_id,
+    following_id)` serves a join on following_id once follower_id is fixed."""
+    for index in table.btree_indexes():
+        for position, key in enumerate(index.keys):
+            if key == column and not any(index.expressions[:position + 1]) and set(index.keys[:position]) <= pinned:
+                return True
+    return False
+
+
+def _hot(ctx) -> bool:
+    """A statement that can run often: there is a schema to judge it by, and it is not a data fix
+    inside a migration script (that runs once, at deploy time)."""
+    return bool(ctx.schema) and not (ctx.query.call is None and is_migration(ctx.query.path))
+
+
 def check_sql_SelectStmt(node: dict, ctx) -> None:
-    if ctx.schema:
+    if _hot(ctx):
         _check(node, n.range_tables(node.get("fromClause")), ctx)
 
 
 def check_sql_UpdateStmt(node: dict, ctx) -> None:
-    if ctx.schema:
+    if _hot(ctx):
         tables = n.range_tables([{"RangeVar": node.get("relation", {})}] + list(node.get("fromClause", [])))
         _check(node, tables, ctx)
 
 
 def check_sql_DeleteStmt(node: dict, ctx) -> None:
-    if ctx.schema:
+    if _hot(ctx):
         tables = n.range_tables([{"RangeVar": node.get("relation", {})}] + list(node.get("usingClause", [])))
         _check(node, tables, ctx)

@@ -92,6 +92,8 @@ CATEGORY = "connections"
 STATIC_SIGNAL = "pool or connection created without statement/idle-in-transaction/acquire timeouts"
 RUNTIME_SIGNAL = "timeouts at 0 for the app role; runaway active / idle-in-transaction sessions"
 FIX_HINT = "set statement_timeout, lock_timeout, idle_in_transaction_session_timeout, pool timeout"
+# Off by default in test code and benchmark scripts (`[tool.pglab] default-per-file-ignores`): why.
+OFF_IN_TEST_CODE = "a test's connections live for one test; a runaway there fails the test run, not production"
 
 # -- static rule ------------------------------------------------------------
 
@@ -105,7 +107,7 @@ def _set_in_code(module, setting: str) -> bool:
 
 def check_py_Call(node: ast.Call, ctx) -> None:
     created = creation(node)
-    if created is None or created.library == "psycopg2" and created.kind == "pool":
+    if created is None or created.library == "psycopg2" and created.kind == "pool" or created.forwards_settings:
         return
     missing = [setting for setting in SERVER_TIMEOUTS
                if not created.mentions(setting, ctx.module) and setting not in ctx.schema.settings

@@ -3,7 +3,7 @@
 ## What it is
 
 Code fetches a list with one query, then loops over the rows and runs another query for each:
-a user's notifications, then the message and its author for every notification. One request
+a conversation's messages, then the author's name for every message. One request
 becomes 1 + N statements. ORMs do it silently through lazy-loaded relations; in hand-written
 code it is a `conn.execute` inside a `for` loop.
 
@@ -42,31 +42,19 @@ the rows up in Python. Pipeline mode saves round trips but still runs N statemen
 
 ## Example
 
+The lab's chat service runs exactly this code (`pglab lab run n_plus_one`); its SQL is the fix file's.
+
 ### Naive
 
-```python
-def list_notifications(conn, user_id):
-    notes = conn.execute(
-        "SELECT id, message_id, created_at FROM notifications"
-        " WHERE user_id = %s ORDER BY created_at DESC LIMIT 50", (user_id,)).fetchall()
-    result = []
-    for note_id, message_id, created_at in notes:  # 1 + 50 round trips per request
-        body, author = conn.execute(
-            "SELECT m.body, u.name FROM messages m JOIN users u ON u.id = m.author_id"
-            " WHERE m.id = %s", (message_id,)).fetchone()
-        result.append((note_id, created_at, body, author))
-    return result
-```
+{fix:naive}
+
+{path:naive}
 
 ### Fixed
 
-```python
-def list_notifications(conn, user_id):
-    return conn.execute(  # one round trip
-        "SELECT n.id, n.created_at, m.body, u.name FROM notifications n"
-        " JOIN messages m ON m.id = n.message_id JOIN users u ON u.id = m.author_id"
-        " WHERE n.user_id = %s ORDER BY n.created_at DESC LIMIT 50", (user_id,)).fetchall()
-```
+{fix:fixed}
+
+{path:fixed}
 
 ## References
 
@@ -77,7 +65,8 @@ def list_notifications(conn, user_id):
 - https://www.psycopg.org/psycopg3/docs/basic/adapt.html
 """
 
-from pglab.lab.check.loops import per_item
+from pglab.lab.check import flow
+from pglab.lab.check.loops import per_item, per_item_through_helper
 from pglab.lab.check.rewrite import any_rewrite
 
 CODE = "PGL007"
@@ -92,8 +81,14 @@ def check_query(query, ctx) -> None:
     if query.kind != "SelectStmt":
         return
     found = per_item(query)
-    if found is None or not found.over_rows:
+    if found is not None and found.over_rows:
+        ctx.report(query.call.node, "query runs once per row of another query (N+1): one round trip, parse and "
+                                    "plan per row, with the connection held for the whole loop",
+                   rewrite=any_rewrite(query, found.numbers))
         return
-    ctx.report(query.call.node, "query runs once per row of another query (N+1): one round trip, parse and "
-                                "plan per row, with the connection held for the whole loop",
-               rewrite=any_rewrite(query, found.numbers))
+    through = per_item_through_helper(query) if found is None else None
+    if through is not None and through[1].over_rows:
+        site, _ = through
+        helper = flow.call_name(site).rsplit(".", 1)[-1]
+        ctx.report(site, f"{helper}() runs a query and is called once per row of another query (N+1): one "
+                         "round trip, parse and plan per row")

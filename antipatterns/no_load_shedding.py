@@ -108,13 +108,15 @@ async def list_messages(conversation_id: int):
 
 import ast
 
-from pglab.lab.check.pools import constant_int, creation
+from pglab.lab.check.pools import constant_int, creation, every_acquire_has_timeout
 
 CODE = "PGL013"
 CATEGORY = "connections"
 STATIC_SIGNAL = "pool with no (or a long) acquire timeout, unbounded queue, no admission limit"
 RUNTIME_SIGNAL = "p99 far above the SLO while throughput stays flat; connections pinned at pool max"
 FIX_HINT = "short acquire timeout plus an adaptive (AIMD/gradient) concurrency limit that sheds 503"
+# Off by default in test code and benchmark scripts (`[tool.pglab] default-per-file-ignores`): why.
+OFF_IN_TEST_CODE = "a test's pool serves one test, never a queue of users"
 
 # -- static rule ------------------------------------------------------------
 
@@ -134,7 +136,7 @@ def _admission_control(module) -> bool:
     return False
 
 
-def _long_wait(created) -> str | None:
+def _long_wait(created, module) -> str | None:
     """Why this pool queues without bound, or None when it sheds."""
     if created.library == "psycopg_pool":
         timeout = created.keyword("timeout")
@@ -146,6 +148,8 @@ def _long_wait(created) -> str | None:
             return None
         return f"acquire timeout {seconds}s and an unbounded wait queue (max_waiting=0)"
     if created.library == "asyncpg":
+        if every_acquire_has_timeout(module):
+            return None
         return "no acquire timeout and an unbounded wait queue"
     if created.library == "sqlalchemy":
         timeout = created.keyword("pool_timeout")
@@ -158,9 +162,9 @@ def _long_wait(created) -> str | None:
 
 def check_py_Call(node: ast.Call, ctx) -> None:
     created = creation(node)
-    if created is None or created.kind != "pool":
+    if created is None or created.kind != "pool" or created.forwards_settings or created.null_pool(ctx.module):
         return
-    reason = _long_wait(created)
+    reason = _long_wait(created, ctx.module)
     if reason and not _admission_control(ctx.module):
         ctx.report(node, f"pool with {reason}, and no admission limit: past capacity every request queues, "
                          "latency climbs while throughput stays flat")

@@ -50,20 +50,15 @@ setting and is not immutable.
 
 ### Naive
 
-```sql
-CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);
-CREATE UNIQUE INDEX users_email_key ON users (email);
--- case-insensitive login: users_email_key cannot serve lower(email), so Seq Scan
-SELECT id FROM users WHERE lower(email) = lower($1);
-```
+{fix:setup}
+
+{fix:naive}
 
 ### Fixed
 
-```sql
--- the build fails if two addresses differ only by case: clean those up first
-CREATE UNIQUE INDEX CONCURRENTLY users_email_lower_key ON users (lower(email));
-SELECT id FROM users WHERE lower(email) = lower($1);  -- Index Scan using users_email_lower_key
-```
+{fix:migrate}
+
+{fix:fixed}
 
 ## References
 

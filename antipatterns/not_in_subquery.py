@@ -51,20 +51,11 @@ NULL` to the subquery: it repairs the answer but not the plan.
 
 ### Naive
 
-```sql
--- users who never wrote a message; messages.user_id is NULL for assistant messages
-SELECT u.id, u.name
-FROM users u
-WHERE u.id NOT IN (SELECT m.user_id FROM messages m);  -- 0 rows once a NULL exists
-```
+{fix:naive}
 
 ### Fixed
 
-```sql
-SELECT u.id, u.name
-FROM users u
-WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.user_id = u.id);  -- Hash Anti Join
-```
+{fix:fixed}
 
 ## References
 

@@ -46,28 +46,11 @@ if the product needs page numbers, cap the maximum offset.
 
 ### Naive
 
-```sql
--- page $2 of a conversation's history: reads $2 * 50 + 50 rows to return 50
-SELECT id, author_id, body, created_at
-FROM messages
-WHERE conversation_id = $1
-ORDER BY created_at DESC, id DESC
-LIMIT 50 OFFSET $2 * 50;
-```
+{fix:naive}
 
 ### Fixed
 
-```sql
-CREATE INDEX CONCURRENTLY messages_conversation_created_id_idx
-    ON messages (conversation_id, created_at, id);
--- $2, $3: created_at and id of the last row of the previous page (omit the filter on page 1)
-SELECT id, author_id, body, created_at
-FROM messages
-WHERE conversation_id = $1
-  AND (created_at, id) < ($2, $3)
-ORDER BY created_at DESC, id DESC
-LIMIT 50;  -- Index Scan Backward, about 50 entries read at any depth
-```
+{fix:fixed}
 
 ## References
 
@@ -79,6 +62,7 @@ LIMIT 50;  -- Index Scan Backward, about 50 entries read at any depth
 """
 
 from pglab.lab.check import sqlnodes as n
+from pglab.lab.check.shape import keyset_hint, list_lookup, unique_lookup
 
 CODE = "PGL005"
 CATEGORY = "query-shape"
@@ -98,6 +82,9 @@ def check_sql_SelectStmt(node: dict, ctx) -> None:
     value = n.constant(offset)
     if isinstance(value, int | float) and value < LARGE_OFFSET:
         return
+    if unique_lookup(node, ctx.schema, lists=True) or list_lookup(node, ctx.schema):
+        return  # paging through the results for the caller's list of keys: bounded, never deep
     what = f"OFFSET {value}" if value is not None else "OFFSET from a parameter"
     ctx.report(offset, f"{what}: the server reads and discards every skipped row, so deep pages cost as much "
-                       "as everything before them")
+                       "as everything before them",
+               hint=keyset_hint(node, ctx.schema, action="replace OFFSET with a keyset cursor"))

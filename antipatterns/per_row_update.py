@@ -46,24 +46,23 @@ Keep each batch bounded (a few thousand ids).
 
 ### Naive
 
+{fix:naive}
+
 ```python
+# LIST_UNREAD and MARK_READ are the two statements above
 with conn.transaction():
-    for notification_id in notification_ids:  # one round trip per row
-        conn.execute(
-            "UPDATE notifications SET read_at = now() WHERE id = %s AND user_id = %s",
-            (notification_id, user_id),
-        )
+    unread = conn.execute(LIST_UNREAD, {"user_id": user_id}).fetchall()
+    for (notification_id,) in unread:  # one round trip per row
+        conn.execute(MARK_READ, {"id": notification_id})
 ```
 
 ### Fixed
 
+{fix:fixed}
+
 ```python
-with conn.transaction():
-    conn.execute(  # one statement for the whole set
-        "UPDATE notifications SET read_at = now()"
-        " WHERE id = ANY(%s) AND user_id = %s AND read_at IS NULL",
-        (notification_ids, user_id),
-    )
+conn.execute(MARK_ALL_READ, {"user_id": user_id})  # one statement for the whole set
+# a chosen subset instead: UPDATE ... WHERE id = ANY(%(ids)s) AND user_id = %(user_id)s
 ```
 
 ## References
@@ -75,6 +74,7 @@ with conn.transaction():
 - https://www.psycopg.org/psycopg3/docs/basic/adapt.html
 """
 
+from pglab.lab.check import sqlnodes as n
 from pglab.lab.check.loops import per_item
 from pglab.lab.check.rewrite import any_rewrite
 
@@ -93,6 +93,30 @@ def check_query(query, ctx) -> None:
     if found is None:
         return
     table = query.body.get("relation", {}).get("relname", "the table")
+    # `WHERE id = ANY($n)` only fits when every row gets the same new values: a SET fed from the
+    # loop item (a different price per row) needs `UPDATE ... FROM unnest(...)` instead
+    per_row_values = found.numbers & _set_parameters(query.body)
     ctx.report(query.call.node, f"UPDATE {table} once per item of a loop: a round trip, a row lock and a new "
                                 "row version per item instead of one set-based statement",
-               rewrite=any_rewrite(query, found.numbers))
+               rewrite=None if per_row_values else any_rewrite(query, found.numbers),
+               hint=_unnest_hint(query.body, table) if per_row_values else None)
+
+
+def _unnest_hint(body: dict, table: str) -> str:
+    """`UPDATE products SET price = v.price FROM unnest($1, $2) AS v(id, price) WHERE products.id = v.id`,
+    in the statement's own column names."""
+    sets = [n.unwrap(target)[1].get("name") for target in body.get("targetList", [])]
+    keys = [column[1] for column in (n.column(expr.get("lexpr")) for kind, expr in
+                                     (n.unwrap(term) for term in n.conjuncts(body.get("whereClause")))
+                                     if kind == "A_Expr" and n.operator(expr) == "=") if column]
+    names = [*keys, *[name for name in sets if name]]
+    arrays = ", ".join(f"${index}" for index in range(1, len(names) + 1))
+    assignments = ", ".join(f"{name} = v.{name}" for name in sets if name)
+    where = " AND ".join(f"{table}.{key} = v.{key}" for key in keys) or "..."
+    return (f"send every item's key and new values as arrays in one statement: UPDATE {table} SET {assignments} "
+            f"FROM unnest({arrays}) AS v({', '.join(names)}) WHERE {where}")
+
+
+def _set_parameters(body: dict) -> set[int]:
+    return {number for target in body.get("targetList", []) for kind, node in n.walk(target)
+            if kind == "ParamRef" and (number := n.param_number({kind: node})) is not None}

@@ -50,33 +50,19 @@ transaction mode in front. Raising `max_connections` only moves the cliff.
 
 ## Example
 
+The lab's chat service runs exactly this code (`pglab lab run pool_exhaustion`); its SQL is the fix file's.
+
 ### Naive
 
-```python
-async def list_messages(conversation_id: int):
-    # a new backend process per request, as many as there are concurrent requests
-    async with await psycopg.AsyncConnection.connect(DSN) as conn:
-        cur = await conn.execute(
-            "SELECT id, body FROM messages WHERE conversation_id = %s ORDER BY id DESC LIMIT 50",
-            (conversation_id,),
-        )
-        return await cur.fetchall()
-```
+{fix:naive}
+
+{path:naive}
 
 ### Fixed
 
-```python
-# one pool per process, opened at startup (await pool.open()); 4 workers x 20 = 80 < 100 - 3
-pool = AsyncConnectionPool(DSN, min_size=5, max_size=20, timeout=2.0, open=False)
+{fix:fixed}
 
-async def list_messages(conversation_id: int):
-    async with pool.connection() as conn:  # borrowed, returned to the pool after the block
-        cur = await conn.execute(
-            "SELECT id, body FROM messages WHERE conversation_id = %s ORDER BY id DESC LIMIT 50",
-            (conversation_id,),
-        )
-        return await cur.fetchall()
-```
+{path:fixed}
 
 ## References
 
@@ -90,13 +76,15 @@ async def list_messages(conversation_id: int):
 import ast
 
 from pglab.lab.check import flow
-from pglab.lab.check.pools import constant_int, creation, per_request
+from pglab.lab.check.pools import constant_int, creation, per_request, retry_loop
 
 CODE = "PGL012"
 CATEGORY = "connections"
 STATIC_SIGNAL = "connect per request, or pool max_size (x processes) above max_connections"
 RUNTIME_SIGNAL = "numbackends near max_connections (warn 80-90 %, critical 95 %); too many clients"
 FIX_HINT = "open one bounded pool per process at startup; keep the total below max_connections"
+# Off by default in test code and benchmark scripts (`[tool.pglab] default-per-file-ignores`): why.
+OFF_IN_TEST_CODE = "a test opens its own connections on purpose; none of them outlives the test"
 
 # -- static rule ------------------------------------------------------------
 
@@ -119,7 +107,8 @@ def check_py_Call(node: ast.Call, ctx) -> None:
     if created is None:
         return
     handler = per_request(ctx.module, node)
-    if handler is not None or flow.loops_around(ctx.module, node):
+    loops = [loop for loop in flow.loops_around(ctx.module, node) if not retry_loop(loop)]
+    if handler is not None or loops:
         where = f"request handler {handler.name}()" if handler is not None else "a loop"
         what = "a new server connection" if created.kind == "connect" else "a new pool"
         ctx.report(node, f"{what} per call of {where}: under load the backends multiply until Postgres "

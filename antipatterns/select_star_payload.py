@@ -51,25 +51,13 @@ serve the list as an index-only scan.
 
 ### Naive
 
-```sql
--- the notification list shows kind, conversation, time and read state
-SELECT * FROM notifications      -- also ships payload jsonb (a full message snapshot)
-WHERE user_id = $1
-ORDER BY created_at DESC
-LIMIT 50;
-```
+{fix:setup}
+
+{fix:naive}
 
 ### Fixed
 
-```sql
-SELECT id, kind, conversation_id, created_at, read_at
-FROM notifications
-WHERE user_id = $1
-ORDER BY created_at DESC
-LIMIT 50;
--- the payload only when one notification is opened:
-SELECT payload FROM notifications WHERE id = $1 AND user_id = $2;
-```
+{fix:fixed}
 
 ## References
 
@@ -80,28 +68,63 @@ SELECT payload FROM notifications WHERE id = $1 AND user_id = $2;
 - https://www.postgresql.org/docs/current/pgstatstatements.html
 """
 
+import ast
+
 from pglab.lab.check import sqlnodes as n
 from pglab.lab.check.flow import single_row
-from pglab.lab.check.shape import limited_to_one, unique_lookup
+from pglab.lab.check.shape import limited_to_one, reads_only_system_catalogs, unique_lookup
 
 CODE = "PGL011"
 CATEGORY = "query-shape"
 STATIC_SIGNAL = "SELECT * (or a wide jsonb/text column) in a multi-row list query"
 RUNTIME_SIGNAL = "large row width / bytes per call (width x rows per call; SERIALIZE on 17+)"
 FIX_HINT = "select only the columns the endpoint renders; fetch wide values in the detail query"
+# Off by default in test code and benchmark scripts (`[tool.pglab] default-per-file-ignores`): why.
+OFF_IN_TEST_CODE = "a test compares whole fixture rows"
 
 # -- static rule ------------------------------------------------------------
+
+def _named_elsewhere(body: dict, fields: list) -> bool:
+    """The star expands a CTE or a subquery of this statement, whose columns the SQL already names
+    (`WITH r AS (SELECT a, b ...) SELECT r.* FROM r`), not a table's every column."""
+    ctes = {n.unwrap(cte)[1].get("ctename") for cte in (body.get("withClause") or {}).get("ctes", [])}
+    tables = n.range_tables(body.get("fromClause"))
+    qualifier = n.strings(fields[:-1])
+    sources = [tables.get(qualifier[-1], "?")] if qualifier else list(tables.values())
+    return bool(sources) and all(source is None or source in ctes for source in sources)
+
+
+def _rows_used_whole(call) -> bool:
+    """The caller hands each row on whole (`dict(row)`, `Model(**row)`, `row._asdict()`): every
+    column is used, so naming them would change nothing."""
+    function = call.function
+    if function is None:
+        return False
+    after = (call.node.lineno, call.node.col_offset)
+    for node in ast.walk(function):
+        if (getattr(node, "lineno", 0), getattr(node, "col_offset", 0)) <= after:
+            continue
+        if isinstance(node, ast.Call) and (
+                any(keyword.arg is None for keyword in node.keywords)
+                or (isinstance(node.func, ast.Name) and node.func.id == "dict" and len(node.args) == 1)
+                or (isinstance(node.func, ast.Attribute) and node.func.attr == "_asdict")):
+            return True
+    return False
+
 
 def check_query(query, ctx) -> None:
     body = query.body
     if query.kind != "SelectStmt" or not query.has("A_Star") or not body.get("fromClause") or limited_to_one(body):
         return
-    if unique_lookup(body, ctx.schema) or (query.call is not None and single_row(query.call)):
+    if unique_lookup(body, ctx.schema) or reads_only_system_catalogs(body):
+        return
+    if query.call is not None and (single_row(query.call) or _rows_used_whole(query.call)):
         return
     for target in body.get("targetList", []):
         value = n.unwrap(target)[1].get("val")
         kind, reference = n.unwrap(value)
-        if kind == "ColumnRef" and any(n.unwrap(field)[0] == "A_Star" for field in reference.get("fields", [])):
+        fields = reference.get("fields", []) if kind == "ColumnRef" else []
+        if any(n.unwrap(field)[0] == "A_Star" for field in fields) and not _named_elsewhere(body, fields):
             ctx.report(value, "SELECT * in a list query sends every column of every row, wide text/jsonb "
                               "included, whether the caller uses them or not")
             return

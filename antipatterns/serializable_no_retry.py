@@ -48,31 +48,29 @@ UPDATE or `SELECT ... FOR UPDATE` is often simpler.
 
 ### Naive
 
-```python
-def send_message(conn, user_id, conversation_id, body, tokens):
-    with conn.transaction():  # the unit of work: the quota read and the insert
-        used = conn.execute(
-            "SELECT coalesce(sum(tokens), 0) FROM messages WHERE user_id = %s", (user_id,)
-        ).fetchone()[0]
-        if used + tokens > QUOTA:
-            raise QuotaExceeded(user_id)
-        conn.execute(
-            "INSERT INTO messages (conversation_id, user_id, body, tokens) VALUES (%s, %s, %s, %s)",
-            (conversation_id, user_id, body, tokens),
-        )
+{fix:naive}
 
-conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
-send_message(conn, user_id, conversation_id, body, tokens)  # a 40001 becomes a 500
+```python
+def add_tokens(conn, user_id, tokens):  # the transaction above, as the application runs it
+    conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+    with conn.transaction():
+        (used,) = conn.execute(READ_TOTAL, {"user_id": user_id}).fetchone()
+        conn.execute(WRITE_TOTAL, {"user_id": user_id, "new_total": used + tokens})
+    # under concurrency a 40001 serialization failure escapes as a 500
 ```
 
 ### Fixed
 
+{fix:fixed}
+
 ```python
-conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+def add_tokens(conn, user_id, tokens):  # READ COMMITTED: the row lock orders the writers
+    conn.execute(INCREMENT_TOTAL, {"user_id": user_id, "tokens": tokens})
+
+# where SERIALIZABLE is truly needed, retry the whole transaction:
 for attempt in range(5):
     try:
-        send_message(conn, user_id, conversation_id, body, tokens)  # reads and writes re-run
-        break
+        return serializable_add_tokens(conn, user_id, tokens)
     except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected):
         if attempt == 4:
             raise

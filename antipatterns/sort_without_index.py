@@ -49,28 +49,13 @@ sort keys, Postgres 13+ can use an `Incremental Sort`. The old single-column ind
 
 ### Naive
 
-```sql
-CREATE INDEX messages_conversation_id_idx ON messages (conversation_id);
--- latest 50: fetches every message of the conversation, then a top-N Sort
-SELECT id, author_id, body, created_at
-FROM messages
-WHERE conversation_id = $1
-ORDER BY created_at DESC
-LIMIT 50;
-```
+{fix:naive}
 
 ### Fixed
 
-```sql
-CREATE INDEX CONCURRENTLY messages_conversation_created_idx
-    ON messages (conversation_id, created_at);
--- Limit -> Index Scan Backward: reads about 50 entries, no Sort node
-SELECT id, author_id, body, created_at
-FROM messages
-WHERE conversation_id = $1
-ORDER BY created_at DESC
-LIMIT 50;
-```
+{fix:migrate}
+
+{fix:fixed}
 
 ## References
 
@@ -123,4 +108,5 @@ def check_sql_SelectStmt(node: dict, ctx) -> None:
         return
     wanted = ", ".join([*sorted(equal), *order])
     ctx.report(sort[0], f"ORDER BY {', '.join(order)} LIMIT with no index on {table.name} ({wanted}): every "
-                        "matching row is read and sorted to return the first few")
+                        "matching row is read and sorted to return the first few",
+               hint=f"CREATE INDEX ON {table.name} ({wanted})")

@@ -50,35 +50,19 @@ reply, so record a failed or interrupted reply when the stream breaks. Keep
 
 ## Example
 
+The lab's chat service runs exactly this code (`pglab lab run streaming_txn`); its SQL is the fix file's.
+
 ### Naive
 
-```python
-USER_MSG = "INSERT INTO messages (conversation_id, user_id, role, body) VALUES (%s, %s, 'user', %s)"
-BOT_MSG = "INSERT INTO messages (conversation_id, role, body) VALUES (%s, 'assistant', %s)"
+{fix:naive}
 
-async def stream_reply(conversation_id: int, user_id: int, prompt: str):
-    async with pool.connection() as conn:  # one transaction, committed when the block ends
-        await conn.execute(USER_MSG, (conversation_id, user_id, prompt))
-        parts = []
-        async for chunk in llm.stream(prompt):  # 5-60 s idle in transaction, connection pinned
-            parts.append(chunk)
-            yield chunk
-        await conn.execute(BOT_MSG, (conversation_id, "".join(parts)))
-```
+{path:naive}
 
 ### Fixed
 
-```python
-async def stream_reply(conversation_id: int, user_id: int, prompt: str):
-    async with pool.connection() as conn:  # transaction 1: milliseconds, committed here
-        await conn.execute(USER_MSG, (conversation_id, user_id, prompt))
-    parts = []
-    async for chunk in llm.stream(prompt):  # no connection, no transaction held
-        parts.append(chunk)
-        yield chunk
-    async with pool.connection() as conn:  # transaction 2: milliseconds
-        await conn.execute(BOT_MSG, (conversation_id, "".join(parts)))
-```
+{fix:fixed}
+
+{path:fixed}
 
 ## References
 
@@ -117,9 +101,21 @@ def _listens(module, block) -> bool:
                for node in ast.walk(block))
 
 
+LENDERS = ("contextmanager", "asynccontextmanager", "fixture")
+
+
+def _lends(module, node: ast.AST) -> bool:
+    """A yield in a context manager (or a pytest fixture) hands the connection to the caller's
+    `with` block: it is how a connection is lent, not a stream while a transaction waits."""
+    names = flow.decorators(module.function_of(node))
+    return any(name.rsplit(".", 1)[-1] in LENDERS for name in names)
+
+
 def _slow(node: ast.AST, held: set[str], module) -> str | None:
     """What makes `node` slow non-database work, or None."""
     if isinstance(node, ast.Yield | ast.YieldFrom):
+        if _lends(module, node):
+            return None
         return "a yield (the caller streams while the transaction stays open)"
     if flow.is_sleep(node):
         return "a sleep"
@@ -141,6 +137,10 @@ def _slow(node: ast.AST, held: set[str], module) -> str | None:
     return None
 
 
+def _given_connection(call: ast.Call, held: set[str]) -> bool:
+    return any(isinstance(arg, ast.Name) and arg.id in held for arg in call.args)
+
+
 def _check(block, ctx) -> None:
     module = ctx.module
     kinds = [flow.context_kind(item.context_expr) for item in block.items]
@@ -151,6 +151,10 @@ def _check(block, ctx) -> None:
     held |= {name for name in ("conn", "connection", "cur", "cursor", "session", "tx") if name in held}
     executed = False
     for node in flow.body_nodes(block.body):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _given_connection(node.value, held):
+            held |= {target.id for target in node.targets if isinstance(target, ast.Name)}  # repo = Repo(conn)
+        if isinstance(node, ast.Await) and isinstance(node.value, ast.Call) and _given_connection(node.value, held):
+            executed = True  # an awaited helper handed the connection ran a statement
         if isinstance(node, ast.Call) and node in module.call_of:
             executed = True
             continue

@@ -46,30 +46,23 @@ in a background job using `COPY` or a server-side cursor, not in a request.
 
 ### Naive
 
+{fix:naive}
+
 ```python
-def list_messages(conn, conversation_id):
-    # 40 rows in development, 200,000 in the busiest conversation
-    return conn.execute(
-        "SELECT id, author_id, body, created_at FROM messages"
-        " WHERE conversation_id = %s ORDER BY created_at DESC",
-        (conversation_id,),
-    ).fetchall()
+def recent_messages(conn):
+    # 40 rows in development, every message of the day in production, all sent to the client
+    return conn.execute(RECENT_MESSAGES).fetchall()
 ```
 
 ### Fixed
 
-```python
-PAGE_SIZE = 50  # index: messages (conversation_id, created_at, id)
+{fix:migrate}
 
-def list_messages(conn, conversation_id, after=None):
-    # after: (created_at, id) of the last row of the previous page; None for the first page
-    query = "SELECT id, author_id, body, created_at FROM messages WHERE conversation_id = %s"
-    params = [conversation_id]
-    if after is not None:
-        query += " AND (created_at, id) < (%s, %s)"
-        params += after
-    query += " ORDER BY created_at DESC, id DESC LIMIT %s"
-    return conn.execute(query, [*params, PAGE_SIZE]).fetchall()
+{fix:fixed}
+
+```python
+def recent_messages(conn):  # one page; the next page continues after the last (created_at, id)
+    return conn.execute(RECENT_MESSAGES_PAGE).fetchall()
 ```
 
 ## References
@@ -83,13 +76,25 @@ def list_messages(conn, conversation_id, after=None):
 
 from pglab.lab.check import sqlnodes as n
 from pglab.lab.check.flow import single_row
-from pglab.lab.check.shape import is_aggregate, reads_only_system_catalogs, unique_lookup
+from pglab.lab.check.shape import (
+    aiosql_single_row,
+    bounded_groups,
+    driven_by_input,
+    is_aggregate,
+    keyset_hint,
+    limited_source,
+    list_lookup,
+    reads_only_system_catalogs,
+    unique_lookup,
+)
 
 CODE = "PGL004"
 CATEGORY = "query-shape"
 STATIC_SIGNAL = "multi-row SELECT without LIMIT (not a unique-key lookup, not an aggregate)"
 RUNTIME_SIGNAL = "high rows per call (rows / calls) in pg_stat_statements"
 FIX_HINT = "add a LIMIT and page with a keyset cursor: WHERE (created_at, id) < ($2, $3) ... LIMIT n"
+# Off by default in test code and benchmark scripts (`[tool.pglab] default-per-file-ignores`): why.
+OFF_IN_TEST_CODE = "a test reads back the handful of fixture rows it seeded"
 
 # -- static rule ------------------------------------------------------------
 
@@ -101,9 +106,14 @@ def check_query(query, ctx) -> None:
         return
     if not any(kind in ("RangeVar", "JoinExpr") for kind, _ in map(n.unwrap, body.get("fromClause", []))):
         return
-    if unique_lookup(body, ctx.schema) or reads_only_system_catalogs(body):
+    if unique_lookup(body, ctx.schema, lists=True) or bounded_groups(body, ctx.schema) \
+            or driven_by_input(body) or limited_source(body) or list_lookup(body, ctx.schema) \
+            or reads_only_system_catalogs(body):
+        return
+    if query.call is None and aiosql_single_row(query, ctx.texts.get(query.path, "")):
         return
     if query.call is not None and (single_row(query.call) or query.call.method in ("executemany", "copy")):
         return
     ctx.report(None, "multi-row SELECT without LIMIT: the rows returned, the time to send "
-                     "them and the memory to hold them all grow with the table")
+                     "them and the memory to hold them all grow with the table",
+               hint=keyset_hint(body, ctx.schema, action="add a LIMIT and page with a keyset cursor"))

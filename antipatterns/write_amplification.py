@@ -49,28 +49,15 @@ leaves room on each page for HOT updates.
 
 ### Naive
 
-```sql
-CREATE TABLE messages (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    conversation_id bigint NOT NULL,
-    body text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    edited_at timestamptz
-);
-CREATE INDEX messages_conversation_id_idx ON messages (conversation_id);  -- prefix of the next
-CREATE INDEX messages_conversation_created_idx ON messages (conversation_id, created_at);
-CREATE INDEX messages_id_idx ON messages (id);                -- duplicates the primary key
-CREATE INDEX messages_edited_at_idx ON messages (edited_at);  -- never queried; edits lose HOT
-```
+{fix:setup}
+
+{fix:naive}
 
 ### Fixed
 
-```sql
--- (conversation_id, created_at) also serves WHERE conversation_id = $1
-DROP INDEX CONCURRENTLY messages_conversation_id_idx;
-DROP INDEX CONCURRENTLY messages_id_idx;
-DROP INDEX CONCURRENTLY messages_edited_at_idx;  -- idx_scan = 0 on primary and replicas
-```
+{fix:migrate}
+
+{fix:fixed}
 
 ## References
 

@@ -46,27 +46,23 @@ parents in a fixed order: a shorter hold and no deadlocks, but still a queue.
 
 ### Naive
 
+{fix:naive}
+
 ```python
-with conn.transaction():
-    conn.execute(
-        "INSERT INTO messages (conversation_id, user_id, body) VALUES (%s, %s, %s)",
-        (conversation_id, user_id, body),
-    )
-    conn.execute(  # every sender in this conversation queues here until COMMIT
-        "UPDATE conversations SET last_message_at = now() WHERE id = %s", (conversation_id,)
-    )
+with conn.transaction():  # INSERT_MESSAGE, then BUMP_CONVERSATION: the two statements above
+    conn.execute(INSERT_MESSAGE, {"conversation_id": cid, "user_id": user_id, "body": body})
+    conn.execute(BUMP_CONVERSATION, {"conversation_id": cid})  # every sender queues here until COMMIT
 ```
 
 ### Fixed
 
+{fix:migrate}
+
+{fix:fixed}
+
 ```python
-with conn.transaction():  # no parent UPDATE; the FK check takes only FOR KEY SHARE
-    conn.execute(
-        "INSERT INTO messages (conversation_id, user_id, body) VALUES (%s, %s, %s)",
-        (conversation_id, user_id, body),
-    )
-# last_message_at is derived on read, via an index on messages (conversation_id, created_at):
-# SELECT max(created_at) FROM messages WHERE conversation_id = %s
+conn.execute(INSERT_MESSAGE, {"conversation_id": cid, "user_id": user_id, "body": body})
+# no parent UPDATE: the count and the last activity are read from messages, through the index above
 ```
 
 ## References

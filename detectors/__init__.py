@@ -6,6 +6,8 @@ A module `detectors/<id>.py` may define:
 - `check_plan(view, limits)`: a plan rule over a `pglab.lab.runtime.plans.PlanView`;
 - `check_stats(window, limits)`: a rule over two statistics snapshots (`pglab.lab.runtime.stats.Window`);
 - `check_refusal(message, limits)`: what it means when the server refuses pglab's own connection;
+- `check_captured(groups, settings)` / `check_captured_transactions(transactions, settings)`: rules
+  over the statements and transactions the pytest plugin captured in one test;
 - `SUPERSEDES`: ids whose findings about the same subject this module's findings replace.
 
 Each returns `Finding`s whose evidence names a `subject` (a plan node, a table, a session...).

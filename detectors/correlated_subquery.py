@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 
 from pglab.lab.core.findings import Finding
-from pglab.lab.runtime.plans import Node, PlanView
+from pglab.lab.runtime.plans import Node, PlanView, is_hashed_subplan
 from pglab.lab.runtime.registry import finding
 
 CPU_TUPLE_COST = 0.01  # the planner's default cost of processing one row
 
+# Parameters for the statements of fixes/correlated_subquery.sql, with which the tests prove this plan rule.
+EXAMPLE_PARAMS: dict[str, object] = {"conversation_id": 7, "page": 200}
 THRESHOLDS = {
     "min_loops": 100,  # fewer runs are flagged only when they read error_rows_read in total
     "min_rows_read": 10_000,  # rows read by the SubPlan's scans over all loops
@@ -63,23 +65,46 @@ def quadratic(view: PlanView, subplan: Node, scans: list[Node], read: float, lim
     return (many_runs or heavy) and costly_runs(view, subplan, scans, limits)
 
 
-def is_hashed(node: Node) -> bool:
-    name = re.escape(str(node.raw.get("Subplan Name", "")))
-    return node.parent is not None and re.search(rf"hashed {name}\b", str(node.parent.raw)) is not None
+_CORRELATED_ON = re.compile(r"\((\w+) = (\w+)\.(\w+)\)")
+
+
+def pinned_rows(view: PlanView, scans: list[Node]) -> float | None:
+    """Rows each run reads when it is correlated on a column the outer scan pins to one value.
+
+    A custom plan of `WHERE o.customer_id = '1'` with a SubPlan probing `e.customer_id =
+    o.customer_id` reads, on every run, every row of that customer: as many as the outer scan
+    returns. The planner costs each probe at the column's average rows per value (a few), which is
+    right for an average customer and wrong for the busiest, the one a custom plan is made for."""
+    for scan in scans:
+        condition = f"{scan.raw.get('Index Cond', '')} {scan.raw.get('Recheck Cond', '')}"
+        for inner, alias, outer_column in _CORRELATED_ON.findall(condition):
+            if inner != outer_column:
+                continue
+            for outer in view.nodes:
+                pins = f"{outer.raw.get('Filter', '')} {outer.raw.get('Index Cond', '')}"
+                if outer.is_scan and outer.raw.get("Alias") == alias and re.search(rf"\b{inner} = '", pins):
+                    return outer.rows * outer.workers
+    return None
 
 
 def check_plan(view: PlanView, limits: dict[str, float]) -> list[Finding]:
     findings = []
     for node in view.nodes:
-        if node.raw.get("Parent Relationship") != "SubPlan" or is_hashed(node):
+        if node.raw.get("Parent Relationship") != "SubPlan" or (
+                node.parent is not None and is_hashed_subplan(node.raw, node.parent.raw)):
             continue
         scans = scans_under(view, node)
         read = sum(rows_read(view, scan) for scan in scans)
-        if node.loops < 2 or not quadratic(view, node, scans, read, limits):
+        pinned = None if view.analyzed else pinned_rows(view, scans)
+        if pinned is not None and node.loops * pinned >= limits["error_rows_read"] and node.loops >= 2:
+            read = node.loops * pinned
+            work = f"each run reads the {pinned:,.0f} rows of the value the outer scan pins ({read:,.0f} in total)"
+        elif node.loops < 2 or not quadratic(view, node, scans, read, limits):
             continue
+        else:
+            work = (f"reads {read:,.0f} rows in total" if view.analyzed else
+                    f"each run is planned at cost {float(node.raw.get('Total Cost', 0)):,.0f}")
         severity = "error" if read >= limits["error_rows_read"] else "warning"
-        work = (f"reads {read:,.0f} rows in total" if view.analyzed else
-                f"each run is planned at cost {float(node.raw.get('Total Cost', 0)):,.0f}")
         findings.append(finding(
             "correlated_subquery",
             f"{node.raw.get('Subplan Name')} runs once per outer row ({node.loops:,.0f} times) and {work}: "

@@ -1,20 +1,27 @@
 """fanout_loop at run time: single-row INSERTs called many times per unit of work.
 
 One INSERT per recipient shows in pg_stat_statements as an INSERT of about one row per call whose
-calls are a multiple of the transactions (or of the rows of the SELECT listing the recipients).
+calls are a multiple of the transactions in the window.
 INSERT ... SELECT, unnest or COPY write the same rows in one call.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pglab.lab.core.findings import Finding
 from pglab.lab.core.sql import short
 from pglab.lab.runtime.registry import finding
 from pglab.lab.runtime.stats import Window, single_row_loops
 
+if TYPE_CHECKING:
+    from pglab.lab.plugin.captured import Group
+    from pglab.lab.plugin.settings import Settings
+
 THRESHOLDS = {
     "min_calls": 100,
-    "min_ratio": 5,  # calls per transaction, or per call of the SELECT driving the loop
+    "min_ratio": 5,  # calls per transaction in the window
     "max_rows_per_call": 1.5,
 }
 
@@ -31,3 +38,11 @@ def check_stats(window: Window, limits: dict[str, float]) -> list[Finding]:
             queryid=statement["queryid"], calls=calls, rows=statement["rows"], **evidence,
         ))
     return findings
+
+
+def check_captured(groups: Sequence[Group], settings: Settings) -> list[Finding]:
+    """In a test (the pytest plugin): INSERTs of one shape sent from one call chain at least
+    `settings.n_plus_one` times."""
+    from pglab.lab.plugin.captured import repeat_findings
+
+    return repeat_findings('fanout_loop', groups, ("insert",), settings)

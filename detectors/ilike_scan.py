@@ -13,6 +13,8 @@ from pglab.lab.runtime.plans import PlanView, iter_scans
 from pglab.lab.runtime.registry import finding
 
 SUPERSEDES = ("missing_index",)
+# Parameters for the statements of fixes/ilike_scan.sql, with which the tests prove this plan rule.
+EXAMPLE_PARAMS: dict[str, object] = {"pattern": "%needle%"}
 THRESHOLDS = {
     "min_table_rows": 10_000,
     "min_rows_read": 10_000,  # over all loops

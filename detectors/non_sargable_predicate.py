@@ -14,6 +14,8 @@ from pglab.lab.runtime.plans import PlanView, iter_scans
 from pglab.lab.runtime.registry import finding
 
 SUPERSEDES = ("missing_index",)
+# Parameters for the statements of fixes/non_sargable_predicate.sql, with which the tests prove this plan rule.
+EXAMPLE_PARAMS: dict[str, object] = {"email": "User77@example.com"}
 THRESHOLDS = {
     "min_table_rows": 10_000,
     "min_removed_fraction": 0.5,

@@ -14,6 +14,12 @@ from pglab.lab.runtime.plans import PlanView
 from pglab.lab.runtime.registry import finding
 
 SUPERSEDES = ("correlated_subquery",)
+# Parameters for the statements of fixes/not_in_subquery.sql, with which the tests prove this plan rule.
+EXAMPLE_PARAMS: dict[str, object] = {}
+# At test scale the subquery fits work_mem and is hashed (then NOT IN is cheap): shrink it.
+EXAMPLE_SETTINGS = {"work_mem": "64kB"}
+# Executed, that non-hashed NOT IN re-reads the subquery per row for minutes: prove it on plain EXPLAIN.
+EXAMPLE_ANALYZE = False
 THRESHOLDS = {"min_outer_rows": 1_000}
 _NOT_IN = re.compile(r"NOT \((?:ANY \([^()]*\()?(hashed )?(SubPlan \d+)")
 

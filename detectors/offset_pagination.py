@@ -11,6 +11,8 @@ from pglab.lab.core.findings import Finding
 from pglab.lab.runtime.plans import Node, PlanView
 from pglab.lab.runtime.registry import finding
 
+# Parameters for the statements of fixes/offset_pagination.sql, with which the tests prove this plan rule.
+EXAMPLE_PARAMS: dict[str, object] = {"offset": 20_000, "after_id": 20_000}
 THRESHOLDS = {
     "min_rows_skipped": 1_000,
     "min_skip_ratio": 10,  # rows skipped per row returned

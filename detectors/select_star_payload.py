@@ -10,6 +10,8 @@ from pglab.lab.core.findings import Finding
 from pglab.lab.runtime.plans import PlanView
 from pglab.lab.runtime.registry import finding
 
+# Parameters for the statements of fixes/select_star_payload.sql, with which the tests prove this plan rule.
+EXAMPLE_PARAMS: dict[str, object] = {}
 THRESHOLDS = {
     "min_row_width": 1_000,  # bytes per row, the planner's estimate (Plan Width)
     "min_bytes": 100_000,  # bytes per execution

@@ -11,15 +11,19 @@ from pglab.lab.core.findings import Finding
 from pglab.lab.runtime.plans import Node, PlanView
 from pglab.lab.runtime.registry import finding
 
+# Parameters for the statements of fixes/sort_without_index.sql, with which the tests prove this plan rule.
+EXAMPLE_PARAMS: dict[str, object] = {}
 THRESHOLDS = {"min_rows_sorted": 10_000}
 _PASS_THROUGH = ("Gather", "Gather Merge")
 
 
-def _under_limit(node: Node) -> bool:
+def _limit_above(node: Node) -> Node | None:
+    """The Limit this Sort feeds, through any Gather: the rows the query returns come from it,
+    not from the Gather Merge below it (which counts every row the workers sorted)."""
     parent = node.parent
     while parent is not None and parent.type in _PASS_THROUGH:
         parent = parent.parent
-    return parent is not None and parent.type == "Limit"
+    return parent if parent is not None and parent.type == "Limit" else None
 
 
 def _scan_input(node: Node) -> Node | None:
@@ -32,7 +36,8 @@ def _scan_input(node: Node) -> Node | None:
 def check_plan(view: PlanView, limits: dict[str, float]) -> list[Finding]:
     findings = []
     for node in view.nodes:
-        if not node.type.endswith("Sort") or node.type == "Incremental Sort" or not _under_limit(node):
+        limit = _limit_above(node)
+        if not node.type.endswith("Sort") or node.type == "Incremental Sort" or limit is None:
             continue
         scan = _scan_input(node)
         if scan is None or scan.rows_total < limits["min_rows_sorted"]:
@@ -42,7 +47,7 @@ def check_plan(view: PlanView, limits: dict[str, float]) -> list[Finding]:
         findings.append(finding(
             "sort_without_index",
             f"{method} of {scan.rows_total:,.0f} rows from {scan.relation} by ({keys}) to return "
-            f"{node.parent.rows if node.parent else 0:,.0f} of them: no index delivers this order",
+            f"{limit.rows_total:,.0f} of them: no index delivers this order",
             "warning", subject=f"plan node {node.path}", plan_excerpt=node.excerpt(),
             scan_excerpt=scan.excerpt(), relation=scan.relation, rows_sorted=scan.rows_total, sort_key=keys,
         ))

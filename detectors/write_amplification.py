@@ -4,6 +4,12 @@ Every INSERT, and every UPDATE that cannot be HOT, writes every index of the tab
 query used in the window, or one whose columns lead another index, is paid for on each write and
 never repaid. Unique and constraint indexes are kept (they enforce something), and so are indexes
 led by a foreign key's columns (they serve the key's checks, which idx_scan does not count).
+
+Index writes are inserts and non-HOT updates: a DELETE only marks the heap tuple dead and writes
+no index entry, and a HOT update writes none either. "Unused" is a claim about a period: an index
+not scanned in five seconds may serve a nightly report, so it is made only when the counters cover
+at least `min_unused_seconds` (a day: one full cycle of a daily workload); a duplicate index is
+redundant whatever the window.
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ from pglab.lab.core.findings import Finding
 from pglab.lab.runtime.registry import finding
 from pglab.lab.runtime.stats import Window
 
-THRESHOLDS = {"min_writes": 1_000}
+THRESHOLDS = {
+    "min_writes": 1_000,  # index writes (inserts + non-HOT updates) in the window
+    "min_unused_seconds": 86_400,  # an index is called unused only over a window this long
+}
 
 
 def _method(definition: str) -> str:
@@ -43,12 +52,14 @@ def _serves_foreign_key(index: dict[str, Any], window: Window) -> bool:
 
 def check_stats(window: Window, limits: dict[str, float]) -> list[Finding]:
     scans = window.index_scans()
+    covered = window.describe()["seconds"]
+    long_enough = covered is not None and covered >= limits["min_unused_seconds"]
     by_table: dict[str, list[dict[str, Any]]] = {}
     for index in window.after.indexes:
         by_table.setdefault(index["table_name"], []).append(index)
     findings = []
     for table in window.tables():
-        writes = table["n_tup_ins"] + table["n_tup_upd"] + table["n_tup_del"]
+        writes = table["n_tup_ins"] + table["n_tup_upd"] - table["n_tup_hot_upd"]
         if writes < limits["min_writes"]:
             continue
         indexes = by_table.get(table["name"], [])
@@ -59,15 +70,16 @@ def check_stats(window: Window, limits: dict[str, float]) -> list[Finding]:
             twin = _covered_by(index, indexes)
             if twin is not None:
                 redundant[index["name"]] = f"duplicates the leading columns of {twin['name']}"
-            elif scans.get(index["name"], 0) == 0 and not _serves_foreign_key(index, window):
-                redundant[index["name"]] = "no scan in the window"
+            elif long_enough and scans.get(index["name"], 0) == 0 and not _serves_foreign_key(index, window):
+                redundant[index["name"]] = f"no scan in {covered / 3600:,.1f} hours"
         if not redundant:
             continue
         hot = table["n_tup_hot_upd"] / table["n_tup_upd"] if table["n_tup_upd"] else None
         hot_text = f"; {hot:.0%} of updates were HOT" if hot is not None else ""
         findings.append(finding(
             "write_amplification",
-            f"{table['name']} took {writes:,.0f} row writes, each also written into {len(redundant)} index(es) "
+            f"{table['name']} took {writes:,.0f} index-writing row changes (inserts, non-HOT updates), each also "
+            f"written into {len(redundant)} index(es) "
             f"that earn nothing ({', '.join(sorted(redundant))}){hot_text}",
             "warning", subject=f"table {table['name']}", relation=table["name"], writes=writes,
             redundant_indexes=redundant, hot_update_ratio=None if hot is None else round(hot, 3),

@@ -1,25 +1,26 @@
--- correlated_subquery: the conversation list computes each conversation's message count and last
--- activity with scalar subqueries, one run per conversation, each scanning messages.
--- Blocks use psycopg named parameters (%(name)s). Run a migrate block one statement at a time.
+-- correlated_subquery: a conversation's latest messages with the running total of tokens up to each
+-- one, computed by a scalar subquery per row that sums every earlier message of the conversation.
+-- Blocks use psycopg named parameters (%(name)s). The lab's service runs these blocks
+-- (lab/trial/service/paths/correlated_subquery.py).
 
 -- name: setup
 -- nothing to add
 
 -- name: naive
-SELECT c.id, c.title,
-       (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count,
-       (SELECT max(m.created_at) FROM messages m WHERE m.conversation_id = c.id) AS last_message_at
-FROM conversations c
-ORDER BY c.id;
+SELECT m.id, m.tokens,
+       (SELECT sum(e.tokens) FROM messages e
+        WHERE e.conversation_id = m.conversation_id AND e.id <= m.id) AS running_total
+FROM messages m
+WHERE m.conversation_id = %(conversation_id)s
+ORDER BY m.id DESC
+LIMIT %(page)s;
 
 -- name: migrate
--- the join below needs no index; this one makes any remaining per-conversation lookup a probe
-CREATE INDEX CONCURRENTLY IF NOT EXISTS messages_conversation_id_created_at_idx
-    ON messages (conversation_id, created_at);
+-- nothing to migrate: a window function reads the conversation once
 
 -- name: fixed
-SELECT c.id, c.title, count(m.id) AS message_count, max(m.created_at) AS last_message_at
-FROM conversations c
-LEFT JOIN messages m ON m.conversation_id = c.id
-GROUP BY c.id, c.title
-ORDER BY c.id;
+SELECT id, tokens, running_total
+FROM (SELECT id, tokens, sum(tokens) OVER (ORDER BY id) AS running_total
+      FROM messages WHERE conversation_id = %(conversation_id)s) AS totals
+ORDER BY id DESC
+LIMIT %(page)s;

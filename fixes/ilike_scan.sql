@@ -13,7 +13,7 @@ ORDER BY created_at DESC
 LIMIT 50;
 
 -- name: migrate
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
 CREATE INDEX CONCURRENTLY IF NOT EXISTS messages_body_trgm_idx ON messages USING gin (body gin_trgm_ops);
 
 -- name: fixed

@@ -4,18 +4,19 @@ Cold conversations cost little either way; the hot ones make the per-row subquer
 conversation once per message shown.
 """
 
-from locust import constant_throughput, task
+from locust import task
 from locust.contrib.fasthttp import FastHttpUser
 
 from pglab.loads import recorder, sample
+from pglab.loads.pacing import Paced
 from pglab.loads.shapes import WarmRampHold
 
 recorder.install()
 SLO_P99_MS = 250
 
 
-class Reader(FastHttpUser):
-    wait_time = constant_throughput(1)
+class Reader(Paced, FastHttpUser):
+    rate = 1
 
     @task
     def token_history(self) -> None:

@@ -5,10 +5,11 @@ Concurrent posts by the same user overlap between the naive path's read and writ
 
 import random
 
-from locust import constant_throughput, task
+from locust import task
 from locust.contrib.fasthttp import FastHttpUser
 
 from pglab.loads import recorder, sample
+from pglab.loads.pacing import Paced
 from pglab.loads.shapes import WarmRampHold
 
 recorder.install()
@@ -16,8 +17,8 @@ SLO_P99_MS = 250
 BUSY_USERS = 5
 
 
-class Poster(FastHttpUser):
-    wait_time = constant_throughput(5)
+class Poster(Paced, FastHttpUser):
+    rate = 5
 
     @task
     def post(self) -> None:

@@ -6,10 +6,11 @@ single-row INSERTs, which keeps a pooled connection and the service busy with th
 trips per broadcast while everyone else waits.
 """
 
-from locust import constant_throughput, task
+from locust import task
 from locust.contrib.fasthttp import FastHttpUser
 
 from pglab.loads import recorder, sample
+from pglab.loads.pacing import Paced
 from pglab.loads.shapes import WarmRampHold
 
 recorder.install()
@@ -19,18 +20,18 @@ BROADCASTERS = USERS // 3  # the Broadcaster's share of the users, by weight
 BROADCAST_ROWS_PER_S = 10_000
 
 
-class Broadcaster(FastHttpUser):
+class Broadcaster(Paced, FastHttpUser):
     weight = 1
-    wait_time = constant_throughput(BROADCAST_ROWS_PER_S / sample.sample()["users"] / BROADCASTERS)
+    rate = BROADCAST_ROWS_PER_S / sample.sample()["users"] / BROADCASTERS
 
     @task
     def broadcast(self) -> None:
         self.client.post("/broadcast", json={"kind": "announcement"}, name="/broadcast")
 
 
-class Reader(FastHttpUser):
+class Reader(Paced, FastHttpUser):
     weight = 2
-    wait_time = constant_throughput(4)
+    rate = 4
 
     @task
     def read_messages(self) -> None:

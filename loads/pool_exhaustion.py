@@ -1,7 +1,9 @@
 """pool_exhaustion: more concurrent readers than the server has connections, with no pause.
 
 Sized from the server's max_connections so that a service opening one connection per request
-asks for more than the server can give, wherever it runs.
+asks for more than the server can give, wherever it runs. These users are closed-loop on purpose
+(not `pacing.Paced`): the harm is how many requests are in flight at once, so each user sends its
+next request as soon as it has an answer, and what it sends is what it offered.
 """
 
 from locust import constant, task

@@ -6,6 +6,14 @@ response times rounded the way Locust rounds them, error messages); workers ship
 the master with every report, and the master (or the lone local process) writes them, with the
 phases of the load shape, to the file named by PGLAB_LOAD_OUT.
 
+Latency counts from the request's scheduled slot when its user is `pacing.Paced` (coordinated
+omission: see that module), so a request that waited for its user to be free carries the wait.
+A streamed answer (`pacing.timed_stream`) is timed to its last chunk, and its first chunk goes to
+a histogram of its own. The offered load is bucketed by the second each slot was scheduled for;
+a request from an unpaced user was offered when it was sent.
+
+A run also stops itself after PGLAB_LOAD_MAX_REQUESTS requests, whatever its shape says.
+
 Only Locust processes import this module (it is imported by the profiles in this folder).
 """
 
@@ -17,15 +25,21 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import gevent
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 OUTPUT_VARIABLE = "PGLAB_LOAD_OUT"
-Buckets = dict[str, dict[str, dict[str, Any]]]  # second -> endpoint name -> {count, failures, times, errors}
+MAX_REQUESTS_VARIABLE = "PGLAB_LOAD_MAX_REQUESTS"
+# second -> endpoint name -> {count, failures, times, first_chunk, errors}
+Buckets = dict[str, dict[str, dict[str, Any]]]
 
 _buckets: Buckets = defaultdict(dict)
+_offered: dict[str, int] = defaultdict(int)  # scheduled second -> slots offered
 _started_at: list[float] = []
+_environment: list[Environment] = []
+_seen = {"requests": 0, "stopping": False}  # this process's requests (the master counts its workers')
 
 
 def rounded_ms(response_time: float) -> int:
@@ -38,20 +52,40 @@ def rounded_ms(response_time: float) -> int:
 
 
 def _cell(buckets: Buckets, second: str, name: str) -> dict[str, Any]:
-    return buckets[second].setdefault(name, {"count": 0, "failures": 0, "times": {}, "errors": {}})
+    return buckets[second].setdefault(name, {"count": 0, "failures": 0, "times": {}, "first_chunk": {},
+                                             "errors": {}})
+
+
+def _add(histogram: dict[str, int], milliseconds: float) -> None:
+    key = str(rounded_ms(milliseconds))
+    histogram[key] = histogram.get(key, 0) + 1
+
+
+def offer(at: float) -> None:
+    """One slot of a paced user's schedule, offered at `at` (epoch seconds)."""
+    _offered[str(int(at))] += 1
 
 
 def _on_request(request_type: str, name: str, response_time: float, exception: Exception | None = None,
-                start_time: float | None = None, **kwargs: Any) -> None:
-    second = str(int(start_time if start_time is not None else time.time()))
-    cell = _cell(_buckets, second, f"{request_type} {name}")
+                start_time: float | None = None, context: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    started = start_time if start_time is not None else time.time()
+    scheduled = (context or {}).get("scheduled")
+    if scheduled is None:
+        offer(started)  # an unpaced user offers what it sends
+        queued_ms = 0.0
+    else:
+        queued_ms = max(0.0, (started - float(scheduled)) * 1000)
+    cell = _cell(_buckets, str(int(started)), f"{request_type} {name}")
     cell["count"] += 1
-    key = str(rounded_ms(response_time))
-    cell["times"][key] = cell["times"].get(key, 0) + 1
+    _add(cell["times"], queued_ms + response_time)
+    first_chunk_ms = (context or {}).get("first_chunk_ms")
+    if first_chunk_ms is not None:
+        _add(cell["first_chunk"], queued_ms + float(first_chunk_ms))
     if exception is not None:
         cell["failures"] += 1
         message = _describe(exception, kwargs.get("response"))
         cell["errors"][message] = cell["errors"].get(message, 0) + 1
+    _count(1)
 
 
 def _describe(exception: Exception, response: Any) -> str:
@@ -66,32 +100,46 @@ def _describe(exception: Exception, response: Any) -> str:
     return f"{type(exception).__name__}: {exception}"[:160]
 
 
+def _count(requests: int) -> None:
+    """Stop the whole run once it has made PGLAB_LOAD_MAX_REQUESTS requests (local or master)."""
+    _seen["requests"] += requests
+    limit = int(os.environ.get(MAX_REQUESTS_VARIABLE, "0") or 0)
+    if not limit or _seen["requests"] < limit or _seen["stopping"] or not _environment:
+        return
+    runner = _environment[0].runner
+    if runner is not None and not isinstance(runner, WorkerRunner):
+        _seen["stopping"] = True
+        gevent.spawn(runner.quit)
+
+
 def merge(into: Buckets, other: Buckets) -> None:
     for second, names in other.items():
         for name, cell in names.items():
             target = _cell(into, second, name)
             target["count"] += cell["count"]
             target["failures"] += cell["failures"]
-            for field in ("times", "errors"):
-                for key, count in cell[field].items():
+            for field in ("times", "first_chunk", "errors"):
+                for key, count in cell.get(field, {}).items():
                     target[field][key] = target[field].get(key, 0) + count
 
 
-def _take() -> Buckets:
-    taken = dict(_buckets)
-    _buckets.clear()
-    return taken
-
-
 def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
-    data["pglab_buckets"] = _take()
+    data["pglab_buckets"] = dict(_buckets)
+    data["pglab_offered"] = dict(_offered)
+    _buckets.clear()
+    _offered.clear()
 
 
 def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
-    merge(_buckets, data.get("pglab_buckets", {}))
+    buckets = data.get("pglab_buckets", {})
+    merge(_buckets, buckets)
+    for second, count in data.get("pglab_offered", {}).items():
+        _offered[second] += count
+    _count(sum(cell["count"] for names in buckets.values() for cell in names.values()))
 
 
 def _on_test_start(environment: Environment, **kwargs: Any) -> None:
+    _environment[:] = [environment]
     if not isinstance(environment.runner, WorkerRunner):
         _started_at.append(time.time())
 
@@ -103,7 +151,8 @@ def _on_quitting(environment: Environment, **kwargs: Any) -> None:
     shape = environment.shape_class
     phases = shape.phases() if shape is not None and hasattr(shape, "phases") else []
     result = {"started_at": _started_at[0] if _started_at else None, "phases": phases,
-              "distributed": isinstance(environment.runner, MasterRunner), "buckets": dict(_buckets)}
+              "distributed": isinstance(environment.runner, MasterRunner), "buckets": dict(_buckets),
+              "offered": dict(_offered)}
     with open(path, "w", encoding="utf-8") as out:
         json.dump(result, out)
 

@@ -1,6 +1,8 @@
 """Session server, template database and per-test clones, shared by the whole suite.
 
 Set PGLAB_TEST_DSN to run the suite against an existing server instead of pglab's embedded one.
+While the session server is open, SIGTERM interrupts the session like Ctrl-C (see
+`open_test_server`), so the fixtures' teardown drops the test databases.
 """
 
 from __future__ import annotations

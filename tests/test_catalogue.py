@@ -2,39 +2,70 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+from pglast import parse_sql
+from pglast.parser import ParseError
 
 from cli import run_pglab
 from pglab.lab.core.catalogue import (
     LESSON_SECTIONS,
     Entry,
     find_entry,
+    include_fixes,
     lesson_problems,
     load_catalogue,
     parse_lesson,
 )
+from pglab.lab.core.completeness import missing_parts
+from pglab.lab.core.fixes import fix_blocks
+from pglab.lab.core.sql import to_dollar_placeholders
 
-DESIGN_IDS = {
-    "missing_index", "correlated_subquery", "ilike_scan", "unbounded_results", "offset_pagination",
-    "non_sargable_predicate", "n_plus_one", "count_per_request", "sort_without_index", "not_in_subquery",
-    "select_star_payload", "pool_exhaustion", "no_load_shedding", "streaming_txn", "long_poll_connection",
-    "missing_timeouts", "counter_race", "write_contention", "fanout_loop", "per_row_update", "bulk_delete",
-    "serializable_no_retry", "write_amplification", "missing_fk_index",
-}
+FIXTURES = Path(__file__).parent / "fixtures" / "check"
 
 
-def test_catalogue_has_every_design_entry_with_unique_ids_and_codes() -> None:
+def test_ids_and_codes_are_unique() -> None:
     entries = load_catalogue()
-    assert {entry.id for entry in entries} == DESIGN_IDS
-    assert len({entry.code for entry in entries}) == len(entries) == 24
+    assert len({entry.id for entry in entries}) == len({entry.code for entry in entries}) == len(entries)
 
 
 @pytest.mark.parametrize("entry", load_catalogue(), ids=lambda entry: entry.id)
-def test_every_entry_is_complete(entry: Entry) -> None:
-    assert lesson_problems(entry) == []
+def test_every_entry_has_every_part(entry: Entry) -> None:
+    problems = missing_parts(entry)
+    if entry.static_signal and not (FIXTURES / entry.id).is_dir():
+        problems.append(f"static rule: no hits and near-misses in tests/fixtures/check/{entry.id}/")
+    assert problems == [], f"{entry.id}: " + "; ".join(problems)
+
+
+def _sql_literals(code: str) -> list[str]:
+    """String constants in a Python example that parse as SQL statements."""
+    found = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and " " in node.value.strip():
+            try:
+                if parse_sql(to_dollar_placeholders(node.value)):
+                    found.append(node.value)
+            except ParseError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("entry", load_catalogue(), ids=lambda entry: entry.id)
+def test_the_lesson_takes_its_sql_from_the_fix_file(entry: Entry) -> None:
+    """The fix is written once, in fixes/<id>.sql: the lesson includes its blocks (`{fix:BLOCK}`)
+    and its Python examples name the statements instead of repeating them, so they cannot drift."""
+    example = entry.sections["Example"]
+    assert "```sql" not in example, f"{entry.id}: the lesson writes SQL itself; include it with {{fix:BLOCK}}"
+    rendered = include_fixes(entry.id, example)  # with the lab service's code paths it includes
+    for code in re.findall(r"```python\n(.*?)```", rendered, flags=re.DOTALL):
+        assert _sql_literals(code) == [], f"{entry.id}: SQL written in a Python example instead of the fix file"
+    for name in re.findall(r"^\{fix:(\w+)\}$", example, flags=re.MULTILINE):
+        assert fix_blocks(entry.id)[name] in rendered
 
 
 def test_completeness_check_catches_a_missing_section_and_example() -> None:
@@ -55,21 +86,20 @@ def test_find_entry_by_code_is_case_insensitive() -> None:
     assert find_entry("PGL007").id == "n_plus_one"
 
 
-def test_catalog_json_lists_24_entries() -> None:
+def test_catalog_json_lists_every_entry() -> None:
     result = run_pglab("catalog", "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert len(rows) == 24
+    assert [row["id"] for row in rows] == [entry.id for entry in load_catalogue()]
     for row in rows:
         assert {"id", "code", "title", "category"} <= set(row)
-    assert len({row["id"] for row in rows}) == len({row["code"] for row in rows}) == 24
 
 
 def test_catalog_table_lists_every_id() -> None:
     result = run_pglab("catalog", env={"COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
-    for entry_id in DESIGN_IDS:
-        assert entry_id in result.stdout
+    for entry in load_catalogue():
+        assert entry.id in result.stdout
 
 
 def test_explain_prints_every_lesson_section() -> None:

@@ -66,10 +66,10 @@ def test_text_groups_by_file_with_source_and_fix(project: Path, capsys: pytest.C
     assert code == 1
     lines = out.splitlines()
     assert lines[0] == "app.py"
-    assert "2:61 PGL003 ilike_scan" in lines[1]
+    assert "2:61 PGL003 ilike_scan (warning)" in lines[1]  # the severity is shown
     assert "ILIKE %s LIMIT 20" in lines[2]  # the source line
     assert lines[3].strip().startswith("fix: ")
-    assert out.strip().splitlines()[-1].startswith("Found 1 findings in 1 files")
+    assert out.strip().splitlines()[-1].startswith("Found 1 finding in 1 file (1 warning)")
 
 
 def test_sarif_is_2_1_0_with_rules_and_locations(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,7 +93,9 @@ def test_github_annotations(project: Path, capsys: pytest.CaptureFixture[str]) -
     code, out = check(capsys, "--format", "github", "app.py")
     assert code == 1
     assert out.startswith("::warning file=app.py,line=2,col=61,title=PGL003 ilike_scan::")
-    assert len(out.strip().splitlines()) == 1  # newlines inside the message are escaped
+    lines = out.strip().splitlines()  # newlines inside the message are escaped: one line per annotation
+    assert [line.split(" ", 1)[0] for line in lines] == ["::warning", "::notice", "::notice"]  # + no-schema, schema
+    assert lines[-1] == "::notice title=pglab schema::schema: 0 tables, 0 indexes (no DDL found)"
 
 
 def test_select_and_ignore_by_id_or_code(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -163,7 +165,8 @@ def test_second_run_is_served_from_the_cache(project: Path, capsys: pytest.Captu
     first = json.loads(check(capsys, "--format", "json", "src")[1])
     second = json.loads(check(capsys, "--format", "json", "src")[1])
     assert first["findings"] == second["findings"] and first["findings"]
-    assert first["summary"]["cached_files"] == 0 and second["summary"]["cached_files"] == 2
+    files = len([path for path in (project / "src").rglob("*") if path.suffix in (".py", ".sql")])
+    assert first["summary"]["cached_files"] == 0 and second["summary"]["cached_files"] == files
     # a new index in the migration changes the schema: the other file's findings are recomputed
     with open(project / "src" / "schema.sql", "a") as handle:
         handle.write("CREATE INDEX ON messages (conversation_id);\n")

@@ -57,7 +57,9 @@ def test_schema_from_live_catalog(pg_dsn: str, tmp_path: Path, monkeypatch: pyte
     found = sorted((f["id"], f.get("line")) for f in document["findings"])
     assert code == 1
     assert found == [("missing_fk_index", None), ("missing_index", 2), ("write_amplification", None)], found
-    assert document["summary"]["schema"] == {"source": "catalog", "tables": 2}
+    schema = document["summary"]["schema"]
+    assert (schema["source"], schema["tables"], schema["files"]) == ("catalog", 2, [])
+    assert schema["description"] == f"2 tables, {schema['indexes']} indexes from the live catalog (--dsn)"
     with psycopg.connect(pg_dsn) as conn:  # nothing was created on the user's server
         tables = conn.execute("SELECT count(*) FROM pg_class WHERE relkind IN ('r', 'i') "
                               "AND relnamespace = 'public'::regnamespace").fetchone()

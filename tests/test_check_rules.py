@@ -10,7 +10,9 @@ import pytest
 
 from pglab.lab.check.config import Config
 from pglab.lab.check.engine import run
-from pglab.lab.core.catalogue import load_catalogue
+from pglab.lab.check.walk import Rule, _attach
+from pglab.lab.core.catalogue import find_entry, load_catalogue
+from pglab.lab.core.errors import UserError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "check"
 MARKER = re.compile(r"(?:#|--)\s*expect:\s*([a-z_]+(?:\s*,\s*[a-z_]+)*)")
@@ -30,7 +32,8 @@ def expectations(directory: Path, rule: str) -> set[tuple[str, int]]:
 
 
 def check_alone(directory: Path, rule: str):
-    return run([str(directory)], Config(select=[rule]), use_cache=False)
+    """The fixtures live under tests/, where the default per-file ignores would silence some rules."""
+    return run([str(directory)], Config(select=[rule], per_file_ignores={}), use_cache=False)
 
 
 @pytest.mark.parametrize("rule", STATIC_IDS)
@@ -54,3 +57,13 @@ def test_every_static_entry_has_a_rule() -> None:
             assert hooks, f"{entry.id} has a STATIC_SIGNAL but no check_* hook"
         else:
             assert entry.not_static_reason, entry.id
+
+
+def test_a_misspelt_rule_hook_is_an_error_not_dead_code() -> None:
+    rule = Rule(find_entry("missing_index"))
+    for name in ("check_sql_SelectStatement", "check_py_Cal", "check_querys"):
+        with pytest.raises(UserError, match=name):
+            _attach(rule, name, lambda node, ctx: None)
+    _attach(rule, "check_sql_SelectStmt", lambda node, ctx: None)
+    _attach(rule, "check_py_Call", lambda node, ctx: None)
+    assert set(rule.sql) == {"SelectStmt"} and set(rule.py) == {"Call"}

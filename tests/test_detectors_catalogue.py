@@ -5,6 +5,7 @@ files named by id are the registry."""
 from __future__ import annotations
 
 import pkgutil
+import types
 
 import pytest
 
@@ -12,7 +13,7 @@ from pglab import detectors
 from pglab.lab.core.catalogue import load_catalogue
 from pglab.lab.core.errors import UserError
 from pglab.lab.core.fixes import fix_blocks
-from pglab.lab.runtime.registry import detector_modules, limits
+from pglab.lab.runtime.registry import _validated, detector_modules, limits
 
 ENTRIES = {entry.id: entry for entry in load_catalogue()}
 
@@ -45,3 +46,13 @@ def test_thresholds_are_parameters() -> None:
     assert limits("missing_index", {"missing_index": {"min_table_rows": 5}})["min_table_rows"] == 5
     with pytest.raises(UserError, match="no threshold"):
         limits("missing_index", {"missing_index": {"min_table_rowz": 5}})
+
+
+def test_a_misspelt_detector_hook_is_an_error_not_dead_code() -> None:
+    module = types.ModuleType("pglab.detectors.some_id")
+    module.check_plans = lambda view, limits: []  # type: ignore[attr-defined]
+    with pytest.raises(UserError, match="check_plans is not a detector hook"):
+        _validated("some_id", module)
+    module = types.ModuleType("pglab.detectors.some_id")
+    module.check_plan = lambda view, limits: []  # type: ignore[attr-defined]
+    assert _validated("some_id", module) is module

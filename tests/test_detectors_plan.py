@@ -7,21 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import psycopg.sql
 import pytest
 from test_detectors_support import ids, of, run_block, seed_chat, statements
 
 from pglab.lab.core.fixes import fix_blocks
 from pglab.lab.runtime.plans import analyze_plan, catalog_facts, check_statement, explain, is_read_only_select
+from pglab.lab.runtime.registry import detector_modules
 
-PLAN_CASES: dict[str, dict[str, Any]] = {
-    "missing_index": {"conversation_id": 7},
-    "ilike_scan": {"pattern": "%needle%"},
-    "correlated_subquery": {},
-    "sort_without_index": {},
-    "offset_pagination": {"offset": 20_000, "after_id": 20_000},
-    "non_sargable_predicate": {"email": "User77@example.com"},
-    "select_star_payload": {},
-}
+# Every detector with a plan rule is proven on its own fix file, found by discovery.
+PLAN_RULES = {entry_id: module for entry_id, module in detector_modules().items() if hasattr(module, "check_plan")}
 
 
 def naive_and_fixed(entry_id: str) -> tuple[str, str]:
@@ -35,18 +30,22 @@ def chat(pg_conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     return pg_conn
 
 
-@pytest.mark.parametrize("entry_id", sorted(PLAN_CASES))
+@pytest.mark.parametrize("entry_id", sorted(PLAN_RULES))
 def test_naive_statement_trips_the_rule_and_the_fix_quiets_it(chat: psycopg.Connection[Any], entry_id: str) -> None:
-    params = PLAN_CASES[entry_id]
+    module = PLAN_RULES[entry_id]
+    params = module.EXAMPLE_PARAMS
+    for name, value in getattr(module, "EXAMPLE_SETTINGS", {}).items():
+        chat.execute(psycopg.sql.SQL("SET {} = {}").format(psycopg.sql.Identifier(name), psycopg.sql.Literal(value)))
+    analyses = (True, False) if getattr(module, "EXAMPLE_ANALYZE", True) else (False,)
     run_block(chat, entry_id, "setup")
     naive, fixed = naive_and_fixed(entry_id)
-    for analyze in (True, False):
+    for analyze in analyses:
         found = of(check_statement(chat, naive, params or None, analyze=analyze), entry_id)
         assert found, f"{entry_id} did not fire (analyze={analyze})"
         assert found[0].evidence["plan_excerpt"] and found[0].code.startswith("PGL")
     run_block(chat, entry_id, "migrate")
     chat.execute("ANALYZE")
-    for analyze in (True, False):
+    for analyze in analyses:
         assert entry_id not in ids(check_statement(chat, fixed, params or None, analyze=analyze)), analyze
 
 
@@ -78,12 +77,14 @@ def test_correlated_running_total_over_an_index_range(chat: psycopg.Connection[A
 
 def test_small_tables_are_never_flagged(pg_conn: psycopg.Connection[Any]) -> None:
     seed_chat(pg_conn, users=50, conversations=20, messages=2_000)
-    for entry_id, params in PLAN_CASES.items():
+    for entry_id, module in PLAN_RULES.items():
+        params = module.EXAMPLE_PARAMS
         run_block(pg_conn, entry_id, "setup")
         naive, _ = naive_and_fixed(entry_id)
         if entry_id == "select_star_payload":
             continue  # payload size, not table size, is that rule's gate
         small = {**params, "offset": 500} if "offset" in params else params  # skips stay under the gate
+        small = {**small, "page": 20} if "page" in small else small  # 20 runs over 100-message conversations
         found = check_statement(pg_conn, naive, small or None)
         assert entry_id not in ids(found), (entry_id, [f.message for f in found])
 

@@ -8,6 +8,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -20,6 +21,12 @@ from pglab.lab.postgres.launcher import free_port
 from pglab.lab.postgres.testdbs import unique_name
 from pglab.lab.runtime.diagnose import run_detectors
 from pglab.lab.runtime.stats import statement_kind
+
+
+@pytest.fixture(autouse=True)
+def own_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test keeps pglab's baselines in a directory of its own, not in the user's state dir."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
 
 def seed_naive(dsn: str) -> None:
@@ -39,7 +46,7 @@ def table_digests(dsn: str) -> dict[str, str]:
                 for table in ("users", "conversations", "conversation_members", "messages", "notifications")}
 
 
-def test_findings_in_every_format_with_the_check_exit_codes(pg_dsn: str) -> None:
+def test_findings_in_every_format_with_the_check_exit_codes(pg_dsn: str, tmp_path: Path) -> None:
     seed_naive(pg_dsn)
     result = run_pglab("diagnose", "--dsn", pg_dsn, "--format", "json")
     assert result.returncode == 1, result.stderr
@@ -48,9 +55,11 @@ def test_findings_in_every_format_with_the_check_exit_codes(pg_dsn: str) -> None
     assert {"missing_index", "missing_fk_index"} <= set(found)
     assert found["missing_index"]["code"] == "PGL001" and found["missing_index"]["evidence"]["seq_scan"] >= 20
     assert found["missing_index"]["fix_hint"]
-    sarif = json.loads(run_pglab("diagnose", "--dsn", pg_dsn, "--format", "sarif").stdout)
+    assert document["summary"]["window"]["counters"] == "totals since the statistics began"
+    fresh = {"XDG_STATE_HOME": str(tmp_path / "other")}  # no baseline: the same totals again
+    sarif = json.loads(run_pglab("diagnose", "--dsn", pg_dsn, "--format", "sarif", env=fresh).stdout)
     assert {result["ruleId"] for result in sarif["runs"][0]["results"]} >= {"PGL001", "PGL024"}
-    text = run_pglab("diagnose", "--dsn", pg_dsn)
+    text = run_pglab("diagnose", "--dsn", pg_dsn, env={"XDG_STATE_HOME": str(tmp_path / "third")})
     assert text.returncode == 1 and "missing_index" in text.stdout and "seq_tup_read" in text.stdout
 
 

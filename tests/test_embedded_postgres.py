@@ -113,10 +113,10 @@ def test_ctrl_c_on_db_start_stops_the_server_and_removes_its_data(tmp_path: Path
     process = _db_start(tmp_path)
     assert process.stdout is not None
     lines = [process.stdout.readline() for _ in range(3)]
-    assert lines[1].startswith("DSN=postgresql://postgres@127.0.0.1:")
+    assert lines[1].startswith("DSN=postgresql://postgres:") and "@127.0.0.1:" in lines[1]
     state = json.loads((tmp_path / "db.json").read_text())
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=30) == 0
+    assert process.wait(timeout=30) == 130, "Ctrl-C exits 130, as the README says"
     _wait_gone(state["server_pid"], state["data_dir"])
     assert not (tmp_path / "db.json").exists()
 

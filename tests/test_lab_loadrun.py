@@ -1,6 +1,18 @@
-"""The load runner: real Locust processes against the real service, results read back as data."""
+"""The load runner: real Locust processes against real servers, results read back as data.
+
+Two tiny local HTTP servers stand in for a service whose cost is known: one answers one request
+at a time after sleeping (so requests queue when more arrive than it can answer), one streams its
+answer in chunks. They show what the load runner measures, against what a closed loop would.
+"""
 
 from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from test_lab_service import TINY
@@ -12,6 +24,120 @@ from pglab.lab.trial.service.process import running_service
 
 SAMPLE = {"users": TINY.users, "conversations": TINY.conversations, "hot_conversations": TINY.hot_conversations,
           "search_terms": ["kaka"], "max_connections": 20}
+SERVICE_SECONDS = 0.1  # the sleeping server's time per request: it answers 10 a second, one at a time
+OFFERED_RPS = 20  # twice what it can answer
+CHUNKS, CHUNK_SECONDS = 5, 0.1  # the streaming server: a chunk every 0.1 s, the first one at once
+
+
+class Sleeper(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        time.sleep(SERVICE_SECONDS)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class Streamer(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for index in range(CHUNKS):
+            if index:
+                time.sleep(CHUNK_SECONDS)
+            self.wfile.write(b"5\r\nchunk\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def local_server(server: HTTPServer) -> Iterator[str]:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+PROFILE = '''
+from locust import HttpUser, task
+import requests
+from pglab.loads import recorder
+from pglab.loads.pacing import Paced, timed_stream
+from pglab.loads.shapes import WarmRampHold
+
+recorder.install()
+
+
+class Caller(Paced, HttpUser):
+    rate = {rate}
+
+    def on_start(self):
+        super().on_start()
+        self.session = requests.Session()
+
+    @task
+    def call(self):
+        {call}
+
+
+class Shape(WarmRampHold):
+    users = 1
+'''
+
+
+def write_profile(directory: Path, rate: float, call: str) -> Path:
+    path = directory / "profile.py"
+    path.write_text(PROFILE.format(rate=rate, call=call), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_latency_counts_from_the_schedule_so_queueing_shows(tmp_path: Path, workers: int) -> None:
+    """One user offers 20 requests a second to a server that answers 10, one at a time. A closed
+    loop would send the next request when the last one is answered and see 100 ms every time;
+    measured from each request's slot, the latency grows with the queue (slot k waits k/20 s).
+    With a worker, the slots it offered reach the master's results too."""
+    profile = write_profile(tmp_path, OFFERED_RPS, 'self.client.get("/slow", name="/slow")')
+    with local_server(HTTPServer(("127.0.0.1", 0), Sleeper)) as url:
+        result = run_load(profile, url, duration=6, sample={}, workers=workers)
+    hold = result.hold()
+    service_ms = SERVICE_SECONDS * 1000
+    assert hold.requests > 10 and hold.failures == 0
+    assert hold.offered_rps == pytest.approx(OFFERED_RPS, rel=0.15)
+    assert hold.achieved_rps <= 1.2 * (1 / SERVICE_SECONDS) < hold.offered_rps
+    assert hold.p(0.5) > 5 * service_ms  # a closed loop measures ~100 ms here
+    assert hold.endpoint_p("GET /slow", 0.99) >= hold.p(0.5)
+    timeline = result.timeline()
+    assert {"t", "rps", "p50_ms", "p95_ms", "p99_ms", "errors"} <= set(timeline[0])
+    late = [row["p50_ms"] for row in timeline if row["requests"]]
+    assert late[-1] > late[0]  # the queue, hence the latency, grows through the run
+
+
+def test_streams_are_timed_to_their_last_chunk_and_first_apart(tmp_path: Path) -> None:
+    call = 'timed_stream(self, self.session, "/stream", "/stream", json={"prompt": "hi"})'
+    profile = write_profile(tmp_path, 1, call)
+    with local_server(ThreadingHTTPServer(("127.0.0.1", 0), Streamer)) as url:
+        result = run_load(profile, url, duration=6, sample={})
+    hold = result.hold()
+    whole_ms = (CHUNKS - 1) * CHUNK_SECONDS * 1000
+    assert hold.requests >= 2 and hold.failures == 0
+    assert hold.endpoint_p("POST /stream", 0.5) >= whole_ms  # to the last chunk
+    assert hold.endpoint_first_chunk_p("POST /stream", 0.5) < whole_ms / 2  # to the first one
+    assert hold.p(0.5) == hold.endpoint_first_chunk_p("POST /stream", 0.5)  # the SLO judges the first chunk
 
 
 def test_percentiles_follow_the_histogram() -> None:
@@ -26,9 +152,11 @@ def test_percentiles_follow_the_histogram() -> None:
 def test_summaries_keep_only_the_window_asked_for() -> None:
     cell = {"count": 10, "failures": 1, "times": {"5": 9, "700": 1}, "errors": {"HTTPError 503": 1}}
     result = LoadResult(started_at=1000.0, phases=[{"name": "hold", "start": 2, "end": 4}],
-                        buckets={"1000": {"GET /a": cell}, "1002": {"GET /a": cell}, "1003": {"GET /b": cell}})
+                        buckets={"1000": {"GET /a": cell}, "1002": {"GET /a": cell}, "1003": {"GET /b": cell}},
+                        offered={"1001": 30, "1002": 30, "1003": 20})
     hold = result.hold()
     assert (hold.requests, hold.failures, hold.rps) == (20, 2, 10.0)
+    assert (hold.offered_rps, hold.achieved_rps) == (25.0, 9.0)
     assert set(hold.endpoints) == {"GET /a", "GET /b"} and hold.errors == {"HTTPError 503": 2}
     assert hold.p(0.95) == 700
     assert [row["requests"] for row in result.timeline()] == [10, 0, 10, 10]
@@ -50,7 +178,18 @@ def test_a_bounded_run_measures_every_window(pg_dsn: str, workers: int) -> None:
     assert hold.requests > 50 and hold.failures == 0
     assert set(hold.endpoints) == {"GET /health"}
     assert 0 < hold.p(0.5) <= hold.p(0.99)
+    assert hold.offered_rps == pytest.approx(hold.rps, rel=0.05)  # closed-loop users offer what they send
     assert sum(row["requests"] for row in result.timeline()) >= hold.requests
+
+
+def test_a_run_stops_after_its_request_budget(pg_dsn: str) -> None:
+    seed(pg_dsn, TINY)
+    with running_service(lab_dsn(pg_dsn), frozenset()) as url:
+        began = time.monotonic()
+        result = run_load(profile_path("ceiling"), url, duration=30, sample=SAMPLE, max_requests=300)
+        took = time.monotonic() - began
+    requests = result.summary().requests
+    assert 300 <= requests < 3000 and took < 30  # the shape alone would run for 30 s, plus start-up
 
 
 def test_load_goes_to_loopback_only() -> None:

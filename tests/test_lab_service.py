@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -24,6 +25,7 @@ from pglab.lab.trial.seed import Scale, lab_dsn, seed
 from pglab.lab.trial.service import paths
 from pglab.lab.trial.service.process import running_service, service_stats
 
+TAG = "pglab-service-test"
 TINY = Scale("tiny", users=40, conversations=30, hot_conversations=2, messages=3_000, notifications=200)
 
 
@@ -36,7 +38,8 @@ def data_dsn(pg_dsn: str) -> Iterator[str]:
 
 
 def call(url: str, method: str = "GET", body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None)
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None,
+                                     headers={"content-type": "application/json"} if body else {})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             raw = response.read()
@@ -71,7 +74,8 @@ def test_posts_charge_accounts_and_broadcast_reaches_every_user(data_dsn: str) -
         status, marked = call(f"{url}/users/5/notifications/read", "POST")
         assert status == 200 and marked["marked"] >= 1
         assert call(f"{url}/search?q=zzzz") == (200, [])
-        assert call(f"{url}/conversations/x")[0] == 404
+        assert call(f"{url}/conversations/x")[0] == 400
+        assert call(f"{url}/nowhere")[0] == 404
         assert call(f"{url}/conversations/3/messages", "POST", {"body": "no author"})[0] == 400
     with psycopg.connect(data_dsn, autocommit=True) as conn:
         assert invariants.lost_updates(conn) == 0
@@ -95,8 +99,8 @@ def test_concurrent_posts_lose_updates_only_on_the_naive_path(data_dsn: str, nai
 
 @pytest.mark.parametrize(("naive", "idles"), [(True, True), (False, False)])
 def test_a_naive_stream_holds_its_transaction_open(data_dsn: str, naive: bool, idles: bool) -> None:
-    with running_service(data_dsn, frozenset({"streaming_txn"} if naive else set())) as url, \
-            invariants.ActivitySampler(data_dsn) as sampler:
+    with running_service(data_dsn, frozenset({"streaming_txn"} if naive else set()), application_name=TAG) as url, \
+            invariants.ActivitySampler(data_dsn, TAG) as sampler:
         began = time.time()
         reply: list[Any] = []
         streamer = threading.Thread(target=lambda: reply.append(
@@ -113,3 +117,24 @@ def test_stats_count_requests(data_dsn: str) -> None:
         call(f"{url}/health")
         stats = service_stats(url)
     assert stats["requests"] >= 2 and stats["refused_connections"] == 0 and stats["errors"] == 0
+
+
+def _command_lines() -> list[str]:
+    lines = []
+    for entry in Path("/proc").iterdir():
+        try:
+            lines.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:  # not a process, or gone meanwhile
+            continue
+    return lines
+
+
+def test_the_service_command_line_carries_no_password(data_dsn: str) -> None:
+    """The lab's DSN holds the embedded server's password; a command line is readable by every local
+    user (`ps`), so the service gets its DSN through its environment."""
+    with running_service(data_dsn, frozenset()) as url:
+        port = url.rsplit(":", 1)[1]
+        service = [line for line in _command_lines() if "pglab.lab.trial.service" in line and port in line]
+        assert service, "the service process was not found"
+        assert not [line for line in service if data_dsn in line or "password" in line or "dbname" in line]
+        assert call(f"{url}/health")[0] == 200

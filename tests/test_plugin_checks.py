@@ -66,7 +66,7 @@ def titles_with_authors(conn):
 def test_listing(pglab_db):
     authors_and_books(pglab_db)
     with psycopg.connect(pglab_db) as conn:
-        assert len(titles_with_authors(conn)) == 10
+        assert len(titles_with_authors(conn)) == 10  # caller
 '''
 
 BATCHED = '''
@@ -89,8 +89,9 @@ def test_n_plus_one_fails_with_the_call_site_line(inner: Run) -> None:
     result.assert_outcomes(failed=1)
     line = marked_line(N_PLUS_ONE, "loop")
     result.stdout.fnmatch_lines([
-        f"PGL007 n_plus_one [[]n_plus_one[]] at test_inner.py:{line}",
-        f"*the same SELECT ran 10 times from test_inner.py:{line} (threshold 5)*",
+        f"PGL007 n_plus_one [[]repeats[]] at test_inner.py:{line}",
+        f"*the same SELECT ran 10 times from test_inner.py:{line} (in titles_with_authors) <- "
+        f"test_inner.py:{marked_line(N_PLUS_ONE, 'caller')} (in test_listing) (threshold 5)*",
         "*SQL: SELECT name FROM authors WHERE id = %s",
         "*fix: fetch the related rows with a JOIN, or in one batch with WHERE id = ANY(%s)",
     ])
@@ -163,7 +164,7 @@ def test_writes_in_a_loop_name_their_own_entries(inner: Run) -> None:
     '''
     result = inner(body)
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([f"PGL019 fanout_loop [[]n_plus_one[]] at test_inner.py:{marked_line(body, 'insert')}"])
+    result.stdout.fnmatch_lines([f"PGL019 fanout_loop [[]repeats[]] at test_inner.py:{marked_line(body, 'insert')}"])
 
 
 SEQ_SCAN = '''
@@ -233,7 +234,8 @@ def test_plan_checks_do_not_wait_for_locks_the_test_still_holds(inner: Run, pyte
     result.assert_outcomes(passed=1)
     notes = json.loads((pytester.path / "report.json").read_text())["tests"][0]["notes"]
     assert any("lock timeout" in note for note in notes), notes
-    result.stdout.fnmatch_lines(["note: 1 test had statements pglab could not EXPLAIN (reasons in --pglab-report)"])
+    result.stdout.fnmatch_lines(["note: 1 test had statements pglab could not EXPLAIN:",
+                                 "  test_inner.py::test_leaves_a_lock: *lock timeout*"])
 
 
 def test_allow_list(inner: Run) -> None:

@@ -65,15 +65,26 @@ class ChatClient:
         async def exchange() -> tuple[int, bytes]:
             sent: list[dict[str, Any]] = []
             payload = json.dumps(body).encode() if body is not None else b""
+            requests = [{"type": "http.request", "body": payload, "more_body": False}]
+            answered = asyncio.Event()
 
             async def receive() -> dict[str, Any]:
-                return {"type": "http.request", "body": payload, "more_body": False}
+                """The request once; then, as a client would, nothing until the whole response
+                has arrived (a streaming response listens for the disconnect meanwhile)."""
+                if requests:
+                    return requests.pop()
+                await answered.wait()
+                return {"type": "http.disconnect"}
 
             async def send(message: dict[str, Any]) -> None:
                 sent.append(message)
+                if message["type"] == "http.response.body" and not message.get("more_body"):
+                    answered.set()
 
             route, _, query = path.partition("?")
-            scope = {"type": "http", "method": method, "path": route, "query_string": query.encode(), "headers": []}
+            headers = [(b"content-type", b"application/json")] if body is not None else []
+            scope = {"type": "http", "method": method, "path": route, "query_string": query.encode(),
+                     "headers": headers}
             await self.app(scope, receive, send)
             return sent[0]["status"], b"".join(message.get("body", b"") for message in sent[1:])
 

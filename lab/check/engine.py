@@ -3,33 +3,46 @@
 Two passes, because rules about one file need the schema learnt from all of them: the first reads
 every file (or its cache entry) and collects the DDL in file order; the second runs the rules on
 each file against the finished schema model. A rule that raises on some odd input costs a
-diagnostic, never the run.
+diagnostic, never the run. The per-file work lives in `filecheck`; with enough text to parse it
+is spread over every core (`shards`); a `.sql` file over LARGE_FILE is streamed statement by
+statement instead of read whole, and is not cached.
+
+Input that was not analysed (an unreadable file, an unparsable statement, a file too large or too
+deep) is a diagnostic, and `Result.unanalysed` counts them so that the command line never calls
+such a run clean.
 """
 
 from __future__ import annotations
 
-import ast
 import fnmatch
+import functools
 import gc
 import hashlib
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from pglab.lab.check import sqlnodes
 from pglab.lab.check.cache import Cache, Entry, RawFinding, digest
 from pglab.lab.check.config import DEFAULT_EXCLUDE, Config
-from pglab.lab.check.extract import FileResult, PyModule, Query, decode, extract_file
-from pglab.lab.check.schema import POSITION_KEY, SCHEMA_KINDS, Origin, Schema
+from pglab.lab.check.ddlorder import ordered
+from pglab.lab.check.extract import decode
+from pglab.lab.check.filecheck import Context, Ddl, Worker, decoded, stream_check, stream_ddl
+from pglab.lab.check.schema import Origin, Schema
+from pglab.lab.check.settle import settle
+from pglab.lab.check.shards import Shards, cores
 from pglab.lab.check.sqltext import FileLocator
-from pglab.lab.check.walk import Dispatch, Rule, load_rules, walk_sql
+from pglab.lab.check.walk import Dispatch, Rule, load_rules
 from pglab.lab.core.errors import UserError
 from pglab.lab.core.findings import Finding
 from pglab.lab.core.report import Diagnostic
 
 EXTENSIONS = (".sql", ".py")
+LARGE_FILE = 8 * 1024 * 1024  # bytes: a larger .sql file is streamed
+LARGEST_PYTHON = 64 * 1024 * 1024  # bytes: `ast` needs the whole file, and its tree is ~20x the text
+LONGEST_COMMENT = 4096  # characters of a very long line held back while a large file is scanned for comments
+PARALLEL_MIN = 1024 * 1024  # characters to parse before forking workers pays for itself
+NOT_ANALYSED = frozenset({"unreadable", "unparsable", "unanalysed", "internal-error"})
 _SUPPRESSION = re.compile(r"(?:#|--)\s*pglab:\s*ignore\[([^\]]*)\]")
 
 
@@ -41,78 +54,22 @@ class Result:
     statements: int
     cached_files: int
     schema: Schema
-
-
-class Context:
-    """What a rule hook sees: the schema, the file and statement at hand, and `report()`."""
-
-    def __init__(self, schema: Schema, config: Config) -> None:
-        self.schema = schema
-        self.config = config
-        self.rule: Rule | None = None
-        self.file: FileResult | None = None
-        self.query: Query | None = None
-        self.found: list[RawFinding] = []
-        self.texts: dict[str, str] = {}
-        self.lines: dict[str, list[str]] = {}
+    notes: list[str] = field(default_factory=list)  # for the user, not about the code (an ignored cache)
 
     @property
-    def module(self) -> PyModule | None:
-        return self.file.module if self.file else None
-
-    @property
-    def max_connections(self) -> int:
-        return self.schema.max_connections or self.config.max_connections
-
-    def report(self, at: Any, message: str, *, rewrite: str | None = None, severity: str = "warning",
-               evidence: dict[str, Any] | None = None) -> None:
-        """Record a finding of the current rule at `at`: a SQL node (or its location) of the
-        current statement, a Python node of the current file, or a schema `Origin`."""
-        assert self.rule is not None
-        entry = self.rule.entry
-        path, line, column, first, last = self._place(at)
-        source = self._line(path, line) if path and line else None
-        finding = Finding(entry.id, entry.code, message, severity, path, line, column, entry.fix_hint, rewrite,
-                          source, evidence or {})
-        self.found.append(RawFinding(finding, first or line or 0, last or line or 0))
-
-    def _line(self, path: str, line: int) -> str | None:
-        lines = self.lines.get(path)
-        if lines is None:
-            lines = self.lines[path] = self.texts.get(path, "").splitlines()
-        return lines[line - 1] if 0 < line <= len(lines) else None
-
-    def _place(self, at: Any) -> tuple[str | None, int | None, int | None, int | None, int | None]:
-        if isinstance(at, Origin):
-            return at.path, at.line, at.column, at.line, at.line
-        if at is None and self.query is None:
-            return None, None, None, None, None
-        if isinstance(at, ast.AST):
-            assert self.module is not None
-            line, column = self.module.source.start(at)
-            statement = _statement_of(self.module, at)
-            first, last = getattr(statement, "lineno", line), getattr(statement, "end_lineno", line)
-            return self.module.path, line, column, first, last
-        query = self.query
-        assert query is not None
-        location = at if isinstance(at, int) else sqlnodes.location(at) if isinstance(at, dict) else None
-        line, column = query.position(location)
-        if query.call is not None:
-            node = _statement_of(query.call.module, query.call.node)
-            return query.path, line, column, getattr(node, "lineno", line), getattr(node, "end_lineno", line)
-        first = query.position(0)[0]
-        last = query.locator.position(max(len(query.sql) - 1, 0))[0]
-        return query.path, line, column, first, last
+    def unanalysed(self) -> int:
+        """Diagnostics that mean some input was not analysed: such a run is not clean."""
+        return sum(1 for diagnostic in self.diagnostics if diagnostic.kind in NOT_ANALYSED)
 
 
-def _statement_of(module: PyModule, node: ast.AST) -> ast.AST:
-    """The statement a node belongs to: its lines are where an inline `# pglab: ignore` may sit."""
-    current = node
-    for ancestor in module.ancestors(node):
-        if isinstance(current, ast.stmt):
-            return current
-        current = ancestor
-    return current
+@dataclass
+class Source:
+    """One file to check: its text (None when streamed) and its cache entry once known."""
+
+    path: str
+    content: str  # digest of the bytes
+    text: str | None
+    entry: Entry | None = None
 
 
 # -- discovery ----------------------------------------------------------------------------------
@@ -139,7 +96,9 @@ def discover(paths: list[str], config: Config) -> list[str]:
     return sorted(dict.fromkeys(found), key=_order)
 
 
+@functools.lru_cache(maxsize=4096)
 def _order(path: str) -> tuple[str, ...]:
+    """Sort key of a path: directory by directory (`a/b.sql` before `a-b.sql`)."""
     return tuple(Path(path).parts)
 
 
@@ -153,13 +112,13 @@ def _excluded(path: str, config: Config) -> bool:
 
 
 def engine_key(ids: list[str], config: Config) -> str:
-    """Cache key: pglab's rule and engine code, the selection and the settings rules read, so any
-    change starts afresh."""
+    """Cache key: pglab's rule and engine code (and the findings it stores, in `core`), the
+    selection and the settings rules read, so any change starts afresh."""
     from pglab import antipatterns
-    from pglab.lab import check
+    from pglab.lab import check, core
 
     hasher = hashlib.sha1(f"{','.join(sorted(ids))};{config.max_connections}".encode())
-    for package in (check, antipatterns):
+    for package in (check, antipatterns, core):
         for directory in package.__path__:
             for name in sorted(os.listdir(directory)):
                 if name.endswith(".py"):
@@ -178,123 +137,124 @@ def run(paths: list[str], config: Config, *, schema: Schema | None = None, use_c
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the parse trees are many small dicts; collection passes over them cost more than they free
     try:
-        return _run(files, rules, config, schema, cache)
+        result = _run(files, rules, config, schema, cache)
     finally:
         if gc_was_enabled:
             gc.enable()
+    result.notes = cache.notes
+    return result
 
 
 def _run(files: list[str], rules: list[Rule], config: Config, live_schema: Schema | None, cache: Cache) -> Result:
-    texts: dict[str, str] = {}
-    entries: dict[str, Entry] = {}
-    parsed: dict[str, FileResult] = {}
+    sources: list[Source] = []
     diagnostics: list[Diagnostic] = []
+    marks: dict[str, list[Suppression]] = {}
     for path in files:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as error:
-            diagnostics.append(Diagnostic("unreadable", str(error.strerror or error), path))
-            continue
-        text, problem = decode(path, data)
-        if problem is not None or text is None:
+        source, problem = _read(path, marks)
+        if source is None:
             diagnostics += [problem] if problem else []
             continue
-        texts[path] = text
-        content = digest(data)
-        entry = cache.get(path, content)
-        if entry is None:
-            result = _extract(path, text)
-            parsed[path] = result
-            entry = Entry(content, result.statements, _ddl_of(result), result.diagnostics)
-            cache.put(path, entry)
-        entries[path] = entry
-
-    schema = live_schema or _schema_from(entries)
-    fingerprint = schema.fingerprint()
-    context = Context(schema, config)
-    context.texts = texts
+        source.entry = cache.get(path, source.content) if source.text is not None else None
+        sources.append(source)
     dispatch = Dispatch.of(rules)
+    worker = Worker(config, dispatch)
+    todo = [(source.path, source.text) for source in sources if source.entry is None and source.text is not None]
+    count = cores() if sum(len(text) for _, text in todo) >= PARALLEL_MIN else 1
+    shards = Shards(worker, count) if count > 1 else None
+    try:
+        contents = {source.path: source.content for source in sources if source.entry is None}
+        for path, (statements, ddl, problems) in (shards or worker).extract(todo).items():
+            cache.put(path, Entry(contents[path], statements, ddl, problems))
+        streamed = {source.path: stream_ddl(source.path) for source in sources if source.text is None}
+        for source in sources:
+            source.entry = source.entry or cache.entries.get(source.path)
+        schema = live_schema or _schema_from(sources, streamed)
+        fingerprint = schema.fingerprint()
+        stale = [(source.path, source.text) for source in sources if source.entry is not None
+                 and source.text is not None and fingerprint not in source.entry.findings
+                 and source.path not in contents]
+        checked = (shards or worker).check(schema, stale)
+    finally:
+        if shards is not None:
+            shards.close()
+    context = Context(schema, config)
+    context.texts = {source.path: source.text for source in sources if source.text is not None}
     raw: list[RawFinding] = []
-    cached_files = 0
-    for path, entry in entries.items():
-        findings = entry.findings.get(fingerprint)
-        if findings is None:
-            result = parsed.get(path) or _extract(path, texts[path])
-            findings = _check_file(result, dispatch, context)
-            entry.findings = {fingerprint: findings}
-            entry.diagnostics = result.diagnostics
+    cached_files = statements = 0
+    for source in sources:
+        if source.entry is None:  # streamed: checked here, statement by statement
+            count_here, found, problems = stream_check(source.path, dispatch, context)
+            statements += count_here
+            raw += found
+            diagnostics += problems
+            continue
+        if source.path in checked:
+            source.entry.findings = {fingerprint: checked[source.path][0]}
+            source.entry.diagnostics = checked[source.path][1]
             cache.dirty = True
-        elif path not in parsed:
+        else:
             cached_files += 1
-        raw += findings
-        diagnostics += entry.diagnostics
+        statements += source.entry.statements
+        raw += source.entry.findings[fingerprint]
+        diagnostics += source.entry.diagnostics
     raw += _check_schema(rules, context)
-    findings, unused = _suppress(raw, texts, [rule.entry.id for rule in rules])
-    cache.save(set(entries))
-    statements = sum(entry.statements for entry in entries.values())
+    findings, unused = _suppress(raw, marks, [rule.entry.id for rule in rules])
+    findings = settle(findings, config)  # per-file ignores, one finding per rule per line
+    cache.save({source.path for source in sources if source.entry is not None})
     findings.sort(key=lambda item: (_order(item.path or ""), item.line or 0, item.column or 0, item.code))
     diagnostics.sort(key=lambda item: (_order(item.path or ""), item.line or 0))
     return Result(findings, diagnostics + unused, len(files), statements, cached_files, schema)
 
 
-def _extract(path: str, text: str) -> FileResult:
+def _read(path: str, marks: dict[str, list[Suppression]]) -> tuple[Source | None, Diagnostic | None]:
+    """A file's digest and text (a large .sql file: its digest only, after checking it decodes),
+    and its inline suppressions into `marks`; or why it cannot be checked."""
     try:
-        return extract_file(path, text)
-    except (RecursionError, MemoryError) as error:
-        problem = Diagnostic("unparsable", f"too deeply nested ({type(error).__name__})", path, 1, 1)
-        return FileResult(path, text, diagnostics=[problem])
+        size = os.path.getsize(path)
+        if size > LARGE_FILE and path.endswith(".sql"):
+            return _read_streamed(path, marks), None
+        if size > LARGEST_PYTHON:
+            return None, Diagnostic("unanalysed", f"file not analysed: {size // 2**20} MB is more than pglab "
+                                    f"reads of a Python file ({LARGEST_PYTHON // 2**20} MB)", path, 1, 1)
+        data = Path(path).read_bytes()
+    except OSError as error:
+        return None, Diagnostic("unreadable", str(error.strerror or error), path)
+    except UnicodeDecodeError as error:
+        return None, Diagnostic("unreadable", f"not UTF-8 text ({error.reason})", path, 1, 1)
+    text, problem = decode(path, data)
+    if problem is not None or text is None:
+        return None, problem
+    marks[path] = suppressions(path, text)
+    return Source(path, digest(data), text), None
 
 
-def _ddl_of(result: FileResult) -> list[tuple[str, dict[str, Any], int, int]]:
-    """The file's DDL, each constraint tagged with its own file position (the cache keeps no
-    locators, and a foreign key is best reported on its own line, not on its CREATE TABLE's)."""
-    ddl = []
-    for query in result.queries:
-        if query.kind in SCHEMA_KINDS:
-            for kind, body in sqlnodes.walk({query.kind: query.body}):
-                if kind == "Constraint" and isinstance(body.get("location"), int):
-                    body[POSITION_KEY] = query.position(body["location"])
-            ddl.append((query.kind, query.body, *query.position(0)))
-    return ddl
+def _read_streamed(path: str, marks: dict[str, list[Suppression]]) -> Source:
+    """A file too large to hold: checked to decode, and its suppressions found, a chunk at a time
+    cut at line ends (a comment is never cut in two). Not cached, so no digest."""
+    found: list[Suppression] = []
+    line, carry = 1, ""
+    for chunk in decoded(path):
+        text = carry + chunk
+        end = text.rfind("\n") + 1 if chunk else len(text)
+        found += suppressions(path, text[:end], line)
+        line += text.count("\n", 0, end)
+        carry = text[end:]
+        if len(carry) > 2 * LONGEST_COMMENT:  # one very long line: scan its start now, keep only its end
+            found += suppressions(path, carry[:-LONGEST_COMMENT], line)
+            carry = carry[-LONGEST_COMMENT:]
+    marks[path] = found
+    return Source(path, "", None)
 
 
-def _schema_from(entries: dict[str, Entry]) -> Schema:
+def _schema_from(sources: list[Source], streamed: dict[str, Ddl]) -> Schema:
     schema = Schema()
-    for path, entry in entries.items():
-        for kind, body, line, column in entry.ddl:
+    files = [(source.path, source.entry.ddl if source.entry is not None else streamed.get(source.path, []))
+             for source in sources]
+    for path, ddl in ordered(files):  # dependency order, teardown scripts left out
+        schema.sources.append(path)
+        for kind, body, line, column in ddl:
             schema.apply(kind, body, Origin(path, line, column))
     return schema
-
-
-def _check_file(result: FileResult, dispatch: Dispatch, context: Context) -> list[RawFinding]:
-    context.file = result
-    context.found = []
-    for query in result.queries:
-        context.query = query
-        try:
-            walk_sql({query.kind: query.body}, dispatch.sql, context)
-            for rule, hook in dispatch.query:
-                context.rule = rule
-                hook(query, context)
-        except Exception as error:  # a rule bug on odd input must not end the run
-            _internal_error(result, context, error, query.position(0)[0])
-    context.query = None
-    if result.module is not None and dispatch.py:
-        for node in result.module.nodes:
-            for rule, hook in dispatch.py.get(type(node).__name__, ()):
-                context.rule = rule
-                try:
-                    hook(node, context)
-                except Exception as error:  # likewise
-                    _internal_error(result, context, error, getattr(node, "lineno", 1))
-    context.file = None
-    return context.found
-
-
-def _internal_error(result: FileResult, context: Context, error: Exception, line: int) -> None:
-    rule = context.rule.entry.id if context.rule else "?"
-    result.diagnostics.append(Diagnostic("internal-error", f"{rule}: {type(error).__name__}: {error}", result.path,
-                                         line, 1))
 
 
 def _check_schema(rules: list[Rule], context: Context) -> list[RawFinding]:
@@ -320,10 +280,10 @@ class Suppression:
     used: set[str] = field(default_factory=set)
 
 
-def suppressions(path: str, text: str) -> list[Suppression]:
+def suppressions(path: str, text: str, first_line: int = 1) -> list[Suppression]:
     if "pglab:" not in text:
         return []
-    locator = FileLocator(text)
+    locator = FileLocator(text, first_line)
     found = []
     for match in _SUPPRESSION.finditer(text):
         line, column = locator.position(match.start())
@@ -333,16 +293,12 @@ def suppressions(path: str, text: str) -> list[Suppression]:
     return found
 
 
-def _suppress(raw: list[RawFinding], texts: dict[str, str], active: list[str]
+def _suppress(raw: list[RawFinding], marks: dict[str, list[Suppression]], active: list[str]
               ) -> tuple[list[Finding], list[Diagnostic]]:
     from pglab.lab.core.catalogue import load_catalogue
 
     codes = {entry.code.lower(): entry.id for entry in load_catalogue()}
-    by_path: dict[str, list[Suppression]] = {}
-    for path, text in texts.items():
-        found = suppressions(path, text)
-        if found:
-            by_path[path] = found
+    by_path = {path: found for path, found in marks.items() if found}
     kept = []
     for item in raw:
         finding = item.finding

@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pglab.lab.check import sqlnodes
+from pglab.lab.check import pyschema, sqlnodes
 from pglab.lab.check.pytext import Resolver, SourceFile, Text
+from pglab.lab.check.sqlforms import psql_blanked, tuple_adapted
 from pglab.lab.check.sqltext import (
     FileLocator,
     Locator,
@@ -42,7 +43,8 @@ _SQL_START = re.compile(
 )
 # A file with none of these words cannot contain anything a rule looks at.
 PYTHON_TRIGGER = re.compile(
-    r"execute|fetch|copy|text\(|SQL\(|connect|[Pp]ool|transaction|isolation|SERIALIZABLE|acquire|scalar")
+    r"execute|fetch|copy|text\(|SQL\(|connect|[Pp]ool|transaction|isolation|SERIALIZABLE|acquire|scalar|"
+    r"create_table|create_index|add_column|__tablename__|Table\(|mapped_column")
 
 
 @dataclass(eq=False)
@@ -180,6 +182,8 @@ class PyModule:
         self.resolver = Resolver(tree, source, self.parents)
         self.calls: list[DbCall] = []
         self.call_of: dict[ast.Call, DbCall] = {}
+        self._local_calls: dict[str, list[ast.Call]] | None = None
+        self._functions: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]] | None = None
 
     def ancestors(self, node: ast.AST) -> Iterator[ast.AST]:
         current = self.parents.get(node)
@@ -189,6 +193,29 @@ class PyModule:
 
     def function_of(self, node: ast.AST) -> ast.AST | None:
         return self.resolver.function_of(node)
+
+    def local_calls(self, name: str) -> list[ast.Call]:
+        """Calls of this module's own function or method `name` (`name(...)`, `self.name(...)`),
+        indexed once per module: rules ask for every statement."""
+        if self._local_calls is None:
+            self._local_calls = {}
+            for node in self.nodes:
+                if isinstance(node, ast.Call):
+                    func = node.func
+                    if isinstance(func, ast.Name):
+                        self._local_calls.setdefault(func.id, []).append(node)
+                    elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) \
+                            and func.value.id in ("self", "cls"):
+                        self._local_calls.setdefault(func.attr, []).append(node)
+        return self._local_calls.get(name, [])
+
+    def functions_named(self, name: str) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+        if self._functions is None:
+            self._functions = {}
+            for node in self.nodes:
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    self._functions.setdefault(node.name, []).append(node)
+        return self._functions.get(name, [])
 
     def calls_in(self, node: ast.AST) -> list[DbCall]:
         """Database calls anywhere under `node`, in source order."""
@@ -225,10 +252,11 @@ def extract_file(path: str, text: str) -> FileResult:
 
 
 def extract_sql(path: str, text: str) -> FileResult:
-    """Every statement of a `.sql` file; each unparsable one is a diagnostic of its own."""
+    """Every statement of a `.sql` file; each unparsable one is a diagnostic of its own. psql's
+    own lines (meta-commands, the data of `COPY ... FROM stdin`) are not SQL and are blanked first."""
     result = FileResult(path, text)
     locator = FileLocator(text)
-    _parse_into(result, text, locator, {}, None)
+    _parse_into(result, psql_blanked(text), locator, {}, None)
     return result
 
 
@@ -243,6 +271,7 @@ def _parse_into(result: FileResult, text: str, locator: Locator, params: dict[in
             statements, document = parse_document(piece.text)
         except SqlSyntaxError as error:
             retried = _with_placeholders(piece.text, piece_locator) if call is None else None
+            retried = retried or _reparsed(tuple_adapted(piece.text, piece_locator), piece_params)
             if retried is None:
                 line, column = piece_locator.position(min(error.offset, len(piece.text)))
                 problems.append(Diagnostic("unparsable", f"SQL: {error}", result.path, line, column))
@@ -270,8 +299,19 @@ def _with_placeholders(text: str, locator: Locator) -> tuple[Any, ...] | None:
     try:
         statements, document = parse_document(normalised.text)
     except SqlSyntaxError:
-        return None
+        return _reparsed(tuple_adapted(normalised.text, normalised.locator), normalised.params)
     return Piece(normalised.text, 0), normalised.locator, normalised.params, statements, document
+
+
+def _reparsed(adapted: tuple[str, Locator] | None, params: dict[int, Any]) -> tuple[Any, ...] | None:
+    if adapted is None:
+        return None
+    text, locator = adapted
+    try:
+        statements, document = parse_document(text)
+    except SqlSyntaxError:
+        return None
+    return Piece(text, 0), locator, params, statements, document
 
 
 def extract_python(path: str, text: str) -> FileResult:
@@ -293,7 +333,16 @@ def extract_python(path: str, text: str) -> FileResult:
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in SQL_METHODS]
     for node in sorted(calls, key=lambda call: (call.lineno, call.col_offset)):  # DDL applies in file order
         _database_call(result, module, node)
+    if pyschema.declares_schema(text):
+        _declared_schema(result, module)
     return result
+
+
+def _declared_schema(result: FileResult, module: PyModule) -> None:
+    """Alembic operations and SQLAlchemy tables/models, read as the DDL they stand for."""
+    for sql, line, column in pyschema.statements(module.tree, module.nodes):
+        queries, _ = _parse_into(result, sql, pyschema.PointLocator(line, column), {}, None, complain=False)
+        result.queries += queries
 
 
 def _database_call(result: FileResult, module: PyModule, node: ast.Call) -> None:

@@ -22,6 +22,7 @@ ROW_METHODS = SQL_METHODS | {"fetchall", "fetchmany", "fetchone", "all", "mappin
                              "yield_per", "stream_scalars"}
 SINGLE_ROW_METHODS = frozenset({"fetchone", "fetchrow", "fetchval", "scalar", "scalar_one", "scalar_one_or_none",
                                 "one", "one_or_none", "first"})
+RESULT_VIEWS = frozenset({"mappings", "scalars", "tuples"})
 SLEEPS = frozenset({"time.sleep", "asyncio.sleep", "sleep", "trio.sleep", "gevent.sleep", "anyio.sleep"})
 HTTP_MODULES = frozenset({"requests", "httpx", "aiohttp", "urllib", "urllib3", "http", "grpc", "boto3"})
 HTTP_VERBS = frozenset({"get", "post", "put", "patch", "delete", "head", "request", "send", "urlopen", "stream"})
@@ -35,6 +36,16 @@ def call_name(node: ast.AST) -> str:
     if isinstance(node, ast.Await):
         node = node.value
     return dotted(node.func) if isinstance(node, ast.Call) else ""
+
+
+def calls_local(node: ast.Call, name: str) -> bool:
+    """`name(...)`, `self.name(...)` or `cls.name(...)`: a call of this module's own function or
+    method, not of a same-named method on some other object (`mapping.get(...)`)."""
+    func = node.func
+    if isinstance(func, ast.Name):
+        return func.id == name
+    return isinstance(func, ast.Attribute) and func.attr == name and isinstance(func.value, ast.Name) \
+        and func.value.id in ("self", "cls")
 
 
 def loops_around(module: PyModule, node: ast.AST) -> list[ast.AST]:
@@ -126,11 +137,21 @@ def is_rows(module: PyModule, node: ast.AST | None, depth: int = 0) -> bool:
             return True
         if isinstance(func, ast.Name) and func.id in ("enumerate", "list", "sorted", "iter") and node.args:
             return is_rows(module, node.args[0], depth + 1)
-        return False
+        name = node.func.id if isinstance(node.func, ast.Name) else call_name(node).rsplit(".", 1)[-1]
+        return calls_local(node, name) and _returns_rows(module, name, depth)
     if isinstance(node, ast.Name):
         if _bound_by_context(module, node, CONNECTION_METHODS):
             return True  # `with conn.cursor() as cur: ... for row in cur`
         return any(is_rows(module, value, depth + 1) for _, value, _ in module.resolver.value_of(node.id, node))
+    return False
+
+
+def _returns_rows(module: PyModule, name: str, depth: int) -> bool:
+    """A function of this module (`def authors(conn): return conn.execute(...).fetchall()`) whose
+    return value is rows: calling it in a loop header iterates rows."""
+    for function in module.functions_named(name)[:1]:
+        returned = [node.value for node in body_nodes(function.body) if isinstance(node, ast.Return)]
+        return any(is_rows(module, value, depth + 1) for value in returned if value is not None)
     return False
 
 
@@ -218,13 +239,51 @@ def body_nodes(statements: list[ast.stmt]) -> Iterator[ast.AST]:
 
 
 def single_row(call: DbCall) -> bool:
-    """The call fetches at most one row: `fetchrow`, `fetchval`, `.fetchone()`, `.scalar_one()`..."""
+    """The call fetches at most one row: `fetchrow`, `fetchval`, `.fetchone()`, `.scalar_one()`,
+    `.mappings().first()`, or a result (or the cursor that ran it) read only by one-row fetches
+    later in the same function (`result = conn.execute(...); row = result.fetchone()`)."""
     if call.method in SINGLE_ROW_METHODS:
         return True
-    parent = call.module.parents.get(call.node)
-    while isinstance(parent, ast.Await):
-        parent = call.module.parents.get(parent)
-    return isinstance(parent, ast.Attribute) and parent.attr in SINGLE_ROW_METHODS
+    module = call.module
+    node: ast.AST = call.node
+    parent = module.parents.get(node)
+    while isinstance(parent, ast.Await) or (isinstance(parent, ast.Attribute) and parent.attr in RESULT_VIEWS):
+        if isinstance(parent, ast.Attribute):  # `.mappings()` / `.scalars()`: step over the view's call
+            node = module.parents.get(parent, parent)
+        else:
+            node = parent
+        parent = module.parents.get(node)
+    if isinstance(parent, ast.Attribute):
+        return parent.attr in SINGLE_ROW_METHODS
+    if isinstance(parent, ast.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0], ast.Name):
+        return _read_one_row(module, call, parent.targets[0].id)
+    if isinstance(parent, ast.Expr):
+        receiver = call.receiver_name
+        return receiver is not None and "." not in receiver and _read_one_row(module, call, receiver)
+    return False
+
+
+def _read_one_row(module: PyModule, call: DbCall, name: str) -> bool:
+    """Every later use of `name` in the function (until it is rebound or runs its next statement)
+    is a one-row fetch."""
+    function = module.function_of(call.node)
+    if function is None:
+        return False
+    after = (call.node.lineno, call.node.col_offset)
+    uses = sorted((node for node in ast.walk(function) if isinstance(node, ast.Name) and node.id == name
+                   and (node.lineno, node.col_offset) > after), key=lambda node: (node.lineno, node.col_offset))
+    fetches = []
+    for use in uses:
+        if isinstance(use.ctx, ast.Store):
+            break  # the name is rebound: later uses read something else
+        chain = module.parents.get(use)
+        if isinstance(chain, ast.Attribute) and chain.attr in SQL_METHODS:
+            break  # the cursor runs its next statement: later fetches read that one
+        while isinstance(chain, ast.Attribute) and chain.attr in RESULT_VIEWS:
+            call_node = module.parents.get(chain)
+            chain = module.parents.get(call_node) if call_node is not None else None
+        fetches.append(isinstance(chain, ast.Attribute) and chain.attr in SINGLE_ROW_METHODS)
+    return bool(fetches) and all(fetches)
 
 
 def decorators(function: ast.AST | None) -> list[str]:

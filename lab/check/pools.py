@@ -7,7 +7,7 @@ import ast
 from dataclasses import dataclass
 
 from pglab.lab.check import flow
-from pglab.lab.check.extract import PyModule
+from pglab.lab.check.extract import PyModule, dotted
 
 CONNECT_CALLS = frozenset({"psycopg.connect", "psycopg2.connect", "asyncpg.connect", "psycopg.Connection.connect",
                            "psycopg.AsyncConnection.connect", "AsyncConnection.connect", "Connection.connect",
@@ -49,6 +49,47 @@ class Creation:
         return any(_says(node, word) for node in seen)
 
 
+    @property
+    def forwards_settings(self) -> bool:
+        """The call spreads `**kwargs` it was given: its settings are the caller's, not visible here
+        (a library's connector, a factory), so a rule about missing settings has no premise."""
+        return any(keyword.arg is None for keyword in self.node.keywords)
+
+    def null_pool(self, module: PyModule) -> bool:
+        """SQLAlchemy `poolclass=NullPool` (also as the default of the enclosing function's
+        parameter): a connection per checkout, no pool and so no wait queue."""
+        value = self.keyword("poolclass")
+        if isinstance(value, ast.Name):
+            function = module.function_of(self.node)
+            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                arguments = function.args
+                positional = arguments.posonlyargs + arguments.args
+                defaults = dict(zip([a.arg for a in positional[len(positional) - len(arguments.defaults):]],
+                                    arguments.defaults, strict=True))
+                defaults.update({a.arg: d for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True)
+                                 if d is not None})
+                value = defaults.get(value.id, value)
+        return value is not None and dotted(value).rsplit(".", 1)[-1] in ("NullPool", "StaticPool")
+
+
+def retry_loop(loop: ast.AST) -> bool:
+    """A loop that ends once the body succeeds (`while True: try: connect(); break`): it creates
+    one connection or pool per attempt, not one per item."""
+    if isinstance(loop, ast.For | ast.AsyncFor):
+        if not (isinstance(loop.iter, ast.Call) and flow.call_name(loop.iter) == "range"):
+            return False
+    elif not isinstance(loop, ast.While):
+        return False
+    return any(isinstance(node, ast.Break | ast.Return) for node in flow.body_nodes(loop.body))
+
+
+def every_acquire_has_timeout(module: PyModule) -> bool:
+    """The module acquires connections, and always with `acquire(timeout=...)`: a bounded wait."""
+    acquires = [node for node in module.nodes if isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute) and node.func.attr == "acquire"]
+    return bool(acquires) and all(any(keyword.arg == "timeout" for keyword in node.keywords) for node in acquires)
+
+
 def _says(root: ast.AST, word: str) -> bool:
     for child in ast.walk(root):
         if isinstance(child, ast.Constant) and isinstance(child.value, str) and word in child.value:
@@ -68,13 +109,20 @@ def creation(node: ast.Call) -> Creation | None:
     return None
 
 
-def per_request(module, node: ast.AST) -> ast.AST | None:
-    """The request handler (a route-decorated function) `node` runs in, else None."""
+def per_request(module, node: ast.AST, *, through_helpers: bool = True) -> ast.AST | None:
+    """The request handler (a route-decorated function) `node` runs in, else None; also through
+    one helper of the same module (`def get_db(): return psycopg.connect(...)` called by a route)."""
     function = module.function_of(node)
     while function is not None:
         if any(name.rsplit(".", 1)[-1] in ROUTE_DECORATORS for name in flow.decorators(function)):
             return function
-        function = module.function_of(function)
+        outer = module.function_of(function)
+        if outer is None and through_helpers and isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            for site in module.local_calls(function.name):
+                handler = per_request(module, site, through_helpers=False)
+                if handler is not None:
+                    return handler
+        function = outer
     return None
 
 

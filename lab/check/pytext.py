@@ -182,6 +182,8 @@ class Resolver:
         self.module_names: dict[str, list[tuple[int, ast.expr, bool]]] = {}
         self.class_names: dict[str, ast.expr] = {}
         self.function_names: dict[ast.AST, dict[str, list[tuple[int, ast.expr, bool]]]] = {}
+        self.tree = tree
+        self._returners: dict[str, ast.expr | None] | None = None  # built on the first call that needs it
         for statement in tree.body:
             _collect_assignment(statement, self.module_names)
             if isinstance(statement, ast.ClassDef):
@@ -252,6 +254,16 @@ class Resolver:
         if isinstance(node, ast.Call):
             return self._call(node, depth)
         return None
+
+    def returned(self, name: str) -> ast.expr | None:
+        """The one expression the module's function `name` returns (None when it returns in
+        several places, or several functions share the name)."""
+        if self._returners is None:
+            self._returners = {}
+            for node in ast.walk(self.tree):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    self._returners[node.name] = None if node.name in self._returners else _single_return(node)
+        return self._returners.get(name)
 
     def hole(self, node: ast.AST) -> Text:
         line, column = self.source.start(node)
@@ -366,6 +378,8 @@ class Resolver:
             return self._format(template, node, depth) if template else None
         if isinstance(func, ast.Attribute) and name in ("bindparams", "columns", "strip", "rstrip", "lstrip"):
             return self.resolve(func.value, depth + 1)
+        if (isinstance(func, ast.Name) or _dotted_self(func)) and (returned := self.returned(name)) is not None:
+            return self.resolve(returned, depth + 1)  # a helper that returns the SQL it builds
         if isinstance(func, ast.Attribute) and name == "join" and node.args:
             separator = self.resolve(func.value, depth + 1)
             items = node.args[0]
@@ -377,6 +391,24 @@ class Resolver:
                 result = piece if result is None else result + separator + piece
             return result
         return None
+
+
+def _single_return(function: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.expr | None:
+    """The expression of a function's only `return` (nested functions aside), else None."""
+    found: list[ast.Return] = []
+    stack: list[ast.AST] = list(function.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Return):
+            found.append(node)
+        elif not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            stack.extend(ast.iter_child_nodes(node))
+    return found[0].value if len(found) == 1 else None
+
+
+def _dotted_self(func: ast.expr) -> bool:
+    """`self.helper(...)` / `cls.helper(...)`: a method of the same class."""
+    return isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in ("self", "cls")
 
 
 def _collect_assignment(node: ast.AST, names: dict[str, list[tuple[int, ast.expr, bool]]]) -> None:

@@ -14,10 +14,11 @@ from typing import Any
 
 from pglab.lab.check import sqlnodes as n
 from pglab.lab.check.sqltext import SqlSyntaxError, parse_statement
+from pglab.lab.core.report import Diagnostic
 
 POSITION_KEY = "pglab_position"  # (line, column) of a constraint, added to its node when the DDL is read
 SCHEMA_KINDS = frozenset({"CreateStmt", "IndexStmt", "AlterTableStmt", "DropStmt", "RenameStmt", "AlterRoleSetStmt",
-                          "AlterDatabaseSetStmt"})
+                          "AlterDatabaseSetStmt", "CreateEnumStmt"})
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,41 @@ class Schema:
         self.tables: dict[str, Table] = {}
         self.max_connections: int | None = None
         self.settings: set[str] = set()  # settings given defaults by ALTER ROLE/DATABASE ... SET
+        self.sources: list[str] = []  # the files whose DDL built it, in the order applied
+        self.enums: set[str] = set()  # enum types: a column of one holds a handful of distinct values
+        self.skipped: list[str] = []  # tables of the live catalog left out: another session holds them locked
+
+    @property
+    def index_count(self) -> int:
+        return sum(len(table.indexes) for table in self.tables.values())
+
+    def summary(self) -> dict[str, Any]:
+        """The schema as every output format reports it (`summary.schema` in JSON)."""
+        return {"source": self.source, "tables": len(self.tables), "indexes": self.index_count,
+                "files": list(self.sources), "description": self.describe()}
+
+    def warnings(self, statements: int) -> list[Diagnostic]:
+        """An empty schema while there are statements to judge: every rule that needs to know the
+        tables and their indexes went quiet, which must not read as "clean"."""
+        if self.skipped:
+            return [Diagnostic("schema-partial", f"left out of the schema, locked by another session (ACCESS "
+                                                 f"EXCLUSIVE): {', '.join(self.skipped)}; nothing was judged "
+                                                 "against them")]
+        if self.tables or self.source != "ddl" or not statements:
+            return []
+        return [Diagnostic("no-schema", "no CREATE TABLE found in the checked paths, so rules about indexes and "
+                                        "keys had nothing to judge against: add the schema or migrations to "
+                                        "the paths, or pass --dsn")]
+
+    def describe(self) -> str:
+        """One line for every output format: what schema the rules saw, and where it came from."""
+        what = f"{_plural(len(self.tables), 'table')}, {_plural(self.index_count, 'index', 'indexes')}"
+        if self.source == "catalog":
+            return f"{what} from the live catalog (--dsn)"
+        if not self.sources:
+            return f"{what} (no DDL found)"
+        shown = ", ".join(self.sources[:3]) + (f" and {len(self.sources) - 3} more" if len(self.sources) > 3 else "")
+        return f"{what} from {_plural(len(self.sources), 'file')} ({shown})"
 
     def table(self, name: str | None) -> Table | None:
         if not name:
@@ -96,7 +132,7 @@ class Schema:
         return bool(self.tables)
 
     def fingerprint(self) -> str:
-        state = (sorted(self.tables.items()), self.max_connections, sorted(self.settings))
+        state = (sorted(self.tables.items()), self.max_connections, sorted(self.settings), sorted(self.enums))
         return hashlib.sha1(repr(state).encode()).hexdigest()
 
     # -- applying DDL ------------------------------------------------------------------------
@@ -123,9 +159,20 @@ class Schema:
 
     _apply_AlterDatabaseSetStmt = _apply_AlterRoleSetStmt
 
+    def _apply_CreateEnumStmt(self, body: dict[str, Any], origin: Origin | None) -> None:
+        names = n.strings(body.get("typeName"))
+        if names:
+            self.enums.add(names[-1])
+
+    def few_values(self, table_name: str | None, column: str) -> bool:
+        """The column can hold only a handful of distinct values: boolean, or an enum type."""
+        table = self.table(table_name)
+        kind = table.columns.get(column, "") if table else ""
+        return kind in ("bool", "boolean") or kind.rsplit(".", 1)[-1] in self.enums
+
     def _apply_CreateStmt(self, body: dict[str, Any], origin: Origin | None) -> None:
         name = n.relation_name(body.get("relation", {}))
-        if body.get("if_not_exists") and name in self.tables:
+        if name in self.tables:  # IF NOT EXISTS, or a second definition a server would refuse: the first stands
             return
         table = Table(name, origin=origin)
         self.tables[name] = table
@@ -158,6 +205,9 @@ class Schema:
             fk_columns = tuple(n.strings(item.get("fk_attrs"))) or columns
             name = item.get("conname") or f"{table.name}_{'_'.join(fk_columns)}_fkey"
             references = n.relation_name(item.get("pktable", {}))
+            # the same key declared again (a migration re-adding it ON DELETE CASCADE) replaces the first
+            table.foreign_keys = [fk for fk in table.foreign_keys
+                                  if fk.name != name and (fk.columns, fk.references) != (fk_columns, references)]
             table.foreign_keys.append(ForeignKey(name, fk_columns, references, origin))
 
     def _apply_IndexStmt(self, body: dict[str, Any], origin: Origin | None) -> None:
@@ -227,6 +277,8 @@ class Schema:
         relation = n.relation_name(body.get("relation", {}))
         new = body.get("newname", "")
         if kind == "OBJECT_TABLE" and relation in self.tables:
+            if "." in relation:  # ALTER TABLE stats.user_new RENAME TO user: it stays in its schema
+                new = f"{relation.rsplit('.', 1)[0]}.{new}"
             table = self.tables.pop(relation)
             table.name = new
             self.tables[new] = table
@@ -244,6 +296,10 @@ class Schema:
                     index = table.indexes.pop(relation)
                     index.name = new
                     table.indexes[new] = index
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
 
 
 def _type_name(type_name: dict[str, Any]) -> str:
@@ -264,7 +320,7 @@ SELECT n.nspname, t.relname, pg_get_indexdef(x.indexrelid), x.indisprimary, i.re
 FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid
 JOIN pg_namespace n ON n.oid = t.relnamespace
 WHERE t.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg_toast%'
+  AND n.nspname NOT LIKE 'pg_toast%%' AND NOT (t.oid = ANY(%s::oid[]))
 ORDER BY 1, 2, 5
 """
 _CATALOG_FOREIGN_KEYS = """
@@ -288,16 +344,22 @@ def schema_from_catalog(dsn: str) -> Schema:
     import psycopg
 
     from pglab.lab.core.errors import UserError
-    from pglab.lab.postgres.launcher import connect
+    from pglab.lab.core.sql import LOCKED_RELATIONS_SQL
+    from pglab.lab.postgres.client import open_session
 
     schema = Schema(source="catalog")
     try:
-        with connect(dsn, autocommit=False, timeout=10, options="-c default_transaction_read_only=on") as conn:
+        with open_session(dsn, "check", autocommit=False) as conn:
             conn.read_only = True
             for nspname, relname, column, type_name in conn.execute(_CATALOG_COLUMNS):
                 name = _qualified(nspname, relname)
                 schema.tables.setdefault(name, Table(name)).columns[column] = type_name
-            for nspname, relname, definition, primary, index_name in conn.execute(_CATALOG_INDEXES):
+            locked = conn.execute(LOCKED_RELATIONS_SQL).fetchall()
+            schema.skipped = sorted(name for _, name in locked)
+            for name in schema.skipped:  # its indexes cannot be read now: judge nothing against it
+                schema.tables.pop(name, None)
+            locked_oids = [oid for oid, _ in locked]
+            for nspname, relname, definition, primary, index_name in conn.execute(_CATALOG_INDEXES, (locked_oids,)):
                 schema.apply_sql(definition)
                 table = schema.table(_qualified(nspname, relname))
                 if table is not None and index_name in table.indexes:

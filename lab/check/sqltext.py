@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,6 +205,108 @@ def _piece(text: str, start: int, end: int) -> Iterator[Piece]:
     first = lead.end() if lead else start
     if first < end:
         yield Piece(text[first:end], first)
+
+
+@dataclass
+class Located:
+    """One statement of a streamed file, with its file position (the text around it is gone)."""
+
+    text: str
+    line: int  # file line of the statement's first character
+    column: int
+    lead: str  # what precedes the statement on its first line (at most LEAD_LIMIT characters)
+    trail: str = ""  # what follows it on its last line, as far as it has arrived (likewise)
+
+
+LEAD_LIMIT = 1000
+_OPENER_LIMIT = 128  # characters: longer than any token opener (`$tag$` with a 63-character tag)
+
+
+def stream_statements(chunks: Iterable[str]) -> Iterator[Located]:
+    """`split_statements` over text that arrives in chunks, holding only the statement at hand.
+
+    A file can be far larger than memory allows; this keeps one chunk plus the unfinished
+    statement. Only text up to a top-level `;` is ever consumed. When the next chunk comes, the
+    scan resumes where a token may still change: at a quote, comment or dollar-quoted body that
+    reached the end of what had arrived, else a little before that end (an opener such as `$tag$`
+    or `/*` may be cut in two), so a huge statement is not rescanned from its start each time, and a
+    huge token is rescanned only each time it has grown by half (linear time, not quadratic).
+    """
+    buffer = ""
+    where = _Cursor()
+    resume = 0  # offset in buffer where the scan continues
+    fresh = 0  # characters arrived since the last scan
+    for chunk in _then_none(chunks):
+        buffer += chunk or ""
+        fresh += len(chunk or "")
+        if chunk is not None and fresh < (len(buffer) - resume) // 2:
+            continue  # a huge unfinished token: rescan it only once it has grown by half, not per chunk
+        fresh = 0
+        where.rewind()
+        start = 0
+        scanned = resume  # where the text is known to hold no token still open
+        for match in _SPLIT.finditer(buffer, resume):
+            if match.end() == len(buffer) and chunk is not None and match.group(0) != ";":
+                break  # perhaps unfinished: read it again, whole, with the next chunk
+            if match.group(0) == ";":
+                yield from (where.locate(buffer, piece) for piece in _piece(buffer, start, match.start()))
+                start = match.end()
+            scanned = match.end()
+        else:
+            scanned = max(scanned, len(buffer) - _OPENER_LIMIT)
+        if chunk is None:
+            yield from (where.locate(buffer, piece) for piece in _piece(buffer, start, len(buffer)))
+            return
+        resume = max(scanned, start) - start
+        where.drop(buffer, start)
+        buffer = buffer[start:]
+
+
+def _then_none(chunks: Iterable[str]) -> Iterator[str | None]:
+    yield from chunks
+    yield None
+
+
+class _Cursor:
+    """File line and column bookkeeping for `stream_statements`, moving forward only, so that
+    locating each statement costs the text since the previous one, not the whole buffer."""
+
+    def __init__(self) -> None:
+        self.line = 1  # file line of buffer[0]
+        self.column = 0  # characters before buffer[0] on that line
+        self.lead = ""  # the last of them (LEAD_LIMIT at most), to show the line in a finding
+
+    def rewind(self) -> None:
+        self.offset, self.offset_line, self.line_start = 0, self.line, -1  # line_start -1: before buffer[0]
+
+    def _advance(self, buffer: str, offset: int) -> None:
+        newlines = buffer.count("\n", self.offset, offset)
+        if newlines:
+            self.offset_line += newlines
+            self.line_start = buffer.rfind("\n", self.offset, offset)
+        self.offset = offset
+
+    def locate(self, buffer: str, piece: Piece) -> Located:
+        self._advance(buffer, piece.start)
+        if self.line_start >= 0:
+            column, lead = piece.start - self.line_start - 1, buffer[max(self.line_start + 1, piece.start - LEAD_LIMIT):
+                                                                    piece.start]
+        else:
+            column, lead = self.column + piece.start, (self.lead + buffer[: piece.start])[-LEAD_LIMIT:]
+        end = piece.start + len(piece.text)
+        newline = buffer.find("\n", end, end + LEAD_LIMIT)
+        return Located(piece.text, self.offset_line, column + 1, lead,
+                       buffer[end : newline if newline >= 0 else end + LEAD_LIMIT])
+
+    def drop(self, buffer: str, start: int) -> None:
+        """`buffer[:start]` is consumed: what follows becomes buffer[0]."""
+        self._advance(buffer, start)
+        if self.line_start >= 0:
+            self.column = start - self.line_start - 1
+            self.lead = buffer[max(self.line_start + 1, start - LEAD_LIMIT) : start]
+        else:
+            self.column, self.lead = self.column + start, (self.lead + buffer[:start])[-LEAD_LIMIT:]
+        self.line = self.offset_line
 
 
 class SqlSyntaxError(Exception):

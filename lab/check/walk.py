@@ -15,22 +15,31 @@ type; Python trees likewise.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pglab.lab.core.catalogue import Entry, find_entry
+from pglast import ast as pg
 
-Hook = Callable[..., None]
+from pglab.lab.core.catalogue import Entry, find_entry
+from pglab.lab.core.errors import UserError
+
+# Hooks by kind; the first argument differs, the context is the engine's `Context`.
+SqlHook = Callable[[dict[str, Any], Any], None]  # a libpg_query node's body
+PyHook = Callable[[ast.AST, Any], None]  # a Python AST node
+QueryHook = Callable[[Any, Any], None]  # an extracted statement
+SchemaHook = Callable[[Any, Any], None]  # the schema model
+Hook = SqlHook | PyHook | QueryHook | SchemaHook
 
 
 @dataclass
 class Rule:
     entry: Entry
-    sql: dict[str, Hook] = field(default_factory=dict)
-    py: dict[str, Hook] = field(default_factory=dict)
-    query: Hook | None = None
-    schema: Hook | None = None
+    sql: dict[str, SqlHook] = field(default_factory=dict)
+    py: dict[str, PyHook] = field(default_factory=dict)
+    query: QueryHook | None = None
+    schema: SchemaHook | None = None
 
     @property
     def has_hooks(self) -> bool:
@@ -38,43 +47,59 @@ class Rule:
 
 
 def load_rules(ids: list[str]) -> list[Rule]:
-    """The hooks of each selected catalogue entry, by the names of its module's functions."""
+    """The hooks of each selected catalogue entry, by the names of its module's functions.
+
+    A misspelt hook name would otherwise be a rule that silently never runs, so every public
+    `check_*` function must name a real hook: a libpg_query node type, a Python AST type, or
+    `check_query` / `check_schema`."""
     rules = []
     for entry_id in ids:
         entry = find_entry(entry_id)
         rule = Rule(entry)
         for name in dir(entry.module):
             hook = getattr(entry.module, name)
-            if not name.startswith("check_") or not callable(hook):
-                continue
-            if name.startswith("check_sql_"):
-                rule.sql[name.removeprefix("check_sql_")] = hook
-            elif name.startswith("check_py_"):
-                rule.py[name.removeprefix("check_py_")] = hook
-            elif name == "check_query":
-                rule.query = hook
-            elif name == "check_schema":
-                rule.schema = hook
+            if name.startswith("check_") and callable(hook):
+                _attach(rule, name, hook)
         rules.append(rule)
     return rules
+
+
+def _attach(rule: Rule, name: str, hook: Any) -> None:
+    if name.startswith("check_sql_"):
+        node_type = name.removeprefix("check_sql_")
+        if not isinstance(getattr(pg, node_type, None), type):
+            raise UserError(f"antipatterns/{rule.entry.id}.py: {name} names no SQL node type {node_type!r}")
+        rule.sql[node_type] = hook
+    elif name.startswith("check_py_"):
+        node_type = name.removeprefix("check_py_")
+        if not (isinstance(getattr(ast, node_type, None), type) and issubclass(getattr(ast, node_type), ast.AST)):
+            raise UserError(f"antipatterns/{rule.entry.id}.py: {name} names no Python AST type {node_type!r}")
+        rule.py[node_type] = hook
+    elif name == "check_query":
+        rule.query = hook
+    elif name == "check_schema":
+        rule.schema = hook
+    else:
+        raise UserError(f"antipatterns/{rule.entry.id}.py: {name} is not a rule hook (check_sql_<Node>, "
+                        "check_py_<AstType>, check_query or check_schema)")
 
 
 @dataclass
 class Dispatch:
     """Node type -> the (rule, hook) pairs that asked for it."""
 
-    sql: dict[str, list[tuple[Rule, Hook]]] = field(default_factory=dict)
-    py: dict[str, list[tuple[Rule, Hook]]] = field(default_factory=dict)
-    query: list[tuple[Rule, Hook]] = field(default_factory=list)
+    sql: dict[str, list[tuple[Rule, SqlHook]]] = field(default_factory=dict)
+    py: dict[str, list[tuple[Rule, PyHook]]] = field(default_factory=dict)
+    query: list[tuple[Rule, QueryHook]] = field(default_factory=list)
 
     @classmethod
     def of(cls, rules: list[Rule]) -> Dispatch:
         dispatch = cls()
         for rule in rules:
-            for kind, hook in rule.sql.items():
-                dispatch.sql.setdefault(kind, []).append((rule, hook))
-            for kind, hook in rule.py.items():
-                dispatch.py.setdefault(kind, []).append((rule, hook))
+            for node_type, sql_hook in rule.sql.items():
+                dispatch.sql.setdefault(node_type, []).append((rule, sql_hook))
+            for ast_type, py_hook in rule.py.items():
+                dispatch.py.setdefault(ast_type, []).append((rule, py_hook))
             if rule.query:
                 dispatch.query.append((rule, rule.query))
         return dispatch
@@ -85,7 +110,7 @@ LEAVES = frozenset({"String", "Integer", "Float", "Boolean", "BitString", "A_Con
                     "ColumnRef", "TypeName", "RangeVar", "Alias", "typeName", "relation", "alias"})
 
 
-def walk_sql(statement: dict[str, Any], hooks: dict[str, list[tuple[Rule, Hook]]], context: Any) -> None:
+def walk_sql(statement: dict[str, Any], hooks: dict[str, list[tuple[Rule, SqlHook]]], context: Any) -> None:
     """Visit every node of one statement tree (iteratively: nesting depth is unbounded) and hand
     each node whose type some rule asked for to that rule's hook, with `context.rule` set.
 

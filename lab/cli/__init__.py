@@ -8,19 +8,20 @@ ever produce a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from rich.console import Console
-from rich.markdown import Markdown
-from rich.table import Table
-
-from pglab.lab.cli import advisecommand, checkcommand, dbcommand, diagnosecommand, labcommand
 from pglab.lab.core.catalogue import find_entry, load_catalogue
 from pglab.lab.core.errors import UserError
+
+# Command -> the module that defines it (its `add_parser`). Only the module of the command being
+# run is imported: `pglab check` must not pay for psycopg, the lab or the advisor at start-up.
+COMMAND_MODULES = {"db": "dbcommand", "check": "checkcommand", "lab": "labcommand",
+                   "diagnose": "diagnosecommand", "advise-index": "advisecommand"}
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -33,23 +34,37 @@ class Parser(argparse.ArgumentParser):
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from pglab.lab.core.completeness import in_lab as runs_in_lab
+    from pglab.lab.core.errors import UserError
+
     entries = load_catalogue()
     if args.category:
+        categories = sorted({entry.category for entry in entries})
+        if args.category not in categories:
+            raise UserError(f"unknown category {args.category!r}; valid categories: {', '.join(categories)}")
         entries = tuple(entry for entry in entries if entry.category == args.category)
+    in_lab = {entry.id for entry in entries if runs_in_lab(entry.id)}
     if args.json:
-        print(json.dumps([entry.as_json() for entry in entries], indent=2))
+        print(json.dumps([{**entry.as_json(), "lab": entry.id in in_lab} for entry in entries], indent=2))
         return 0
-    table = Table(title=f"pglab catalogue: {len(entries)} anti-patterns", show_lines=False)
-    for column in ("code", "id", "category", "title", "static"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("code", "id"))
+    table = Table(title=f"pglab catalogue: {len(entries)} anti-patterns ({len(in_lab & {e.id for e in entries})} "
+                        "run in the lab)", show_lines=False)
+    for column in ("code", "id", "category", "title", "static", "lab"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("code", "id", "lab"))
     for entry in entries:
         static = "yes" if entry.static_signal else f"no: {entry.not_static_reason}"
-        table.add_row(entry.code, entry.id, entry.category, entry.title, static)
+        table.add_row(entry.code, entry.id, entry.category, entry.title, static, "yes" if entry.id in in_lab else "-")
     Console().print(table)
     return 0
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markdown import Markdown
+
     entry = find_entry(args.id)
     if args.markdown:
         print(entry.lesson_markdown)
@@ -58,12 +73,41 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> Parser:
+class _Version(argparse.Action):
+    """`--version`, read from the installed package's metadata only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print pglab's version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"pglab {version('pglab')}")
+        except PackageNotFoundError:
+            parser.exit(2, "pglab: error: pglab's package metadata is missing (reinstall it)\n")
+        parser.exit(0)
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command `argv` runs, when it is one of COMMAND_MODULES; None builds every command
+    (help, `--version`, a typo that needs the list of valid commands)."""
+    for argument in argv:
+        if not argument.startswith("-"):
+            return argument if argument in COMMAND_MODULES else None
+        if argument in ("-h", "--help", "--version"):
+            return None
+    return None
+
+
+def build_parser(command: str | None = None) -> Parser:
+    """The argument parser; with `command`, only that command's module is imported."""
     parser = Parser(
         prog="pglab",
         description="PostgreSQL performance anti-pattern lab and linter: lessons, static checks, "
         "runtime detectors and measured fixes for two dozen ways application code hurts Postgres.",
     )
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     catalog = commands.add_parser("catalog", help="list the anti-patterns pglab knows")
@@ -76,17 +120,16 @@ def build_parser() -> Parser:
     explain.add_argument("--markdown", action="store_true", help="print the raw Markdown")
     explain.set_defaults(handler=cmd_explain)
 
-    dbcommand.add_parser(commands)
-    checkcommand.add_parser(commands)
-    labcommand.add_parser(commands)
-    diagnosecommand.add_parser(commands)
-    advisecommand.add_parser(commands)
+    for name, module in COMMAND_MODULES.items():
+        if command is None or command == name:
+            importlib.import_module(f"pglab.lab.cli.{module}").add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_of(arguments))
+    args = parser.parse_args(arguments)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -11,14 +11,16 @@ from typing import Any
 
 from pglab.lab.core.errors import UserError
 from pglab.lab.core.sql import short
-from pglab.lab.runtime.advise import MIN_SAVING, Measured, advise, top_statements
+from pglab.lab.runtime.advise import MIN_SAVING, Advice, advise, require_select, top_statements
 
 
-def _print(statement: str, results: list[Measured]) -> None:
-    print(short(statement, 200))
-    if not results:
+def _print(advice: Advice) -> None:
+    print(short(advice.statement, 200))
+    for note in advice.notes:
+        print(f"  note: {note}")
+    if not advice.candidates and not advice.notes:
         print("  no candidate index: the plan has no filter or sort an index could serve")
-    for result in sorted(results, key=lambda r: -r.saving):
+    for result in sorted(advice.candidates, key=lambda r: -r.saving):
         verdict = "keep" if result.kept else ("not used" if not result.used else "too small")
         if result.note:
             verdict = f"not measured ({result.note})"
@@ -32,32 +34,38 @@ def _print(statement: str, results: list[Measured]) -> None:
 def cmd_advise(args: argparse.Namespace) -> int:
     if not args.dsn:
         raise UserError("advise-index needs a server: pass --dsn DSN or set PGLAB_DSN")
+    if args.statement:
+        require_select(args.statement)  # before connecting: a usage error needs no server
     try:
         chosen = [args.statement] if args.statement else top_statements(args.dsn, args.top)
-        report = {statement: advise(args.dsn, statement, args.allow_ddl, args.min_saving) for statement in chosen}
+        report = [advise(args.dsn, statement, args.allow_ddl, args.min_saving, named=bool(args.statement))
+                  for statement in chosen]
     except UserError:
         raise
     except Exception as error:  # a bug in pglab: still one line and exit 2
         print(f"pglab: internal error: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
     if args.format == "json":
-        print(json.dumps([{"statement": statement, "candidates": [{**asdict(r), "saving": round(r.saving, 4)}
-                                                                  for r in results]}
-                          for statement, results in report.items()], indent=2))
+        print(json.dumps([{"statement": advice.statement, "analyzed": advice.analyzed, "notes": advice.notes,
+                           "candidates": [{**asdict(r), "saving": round(r.saving, 4)} for r in advice.candidates]}
+                          for advice in report], indent=2))
     else:
-        for statement, results in report.items():
-            _print(statement, results)
+        for advice in report:
+            _print(advice)
         if not report:
             print("No SELECT statements recorded in pg_stat_statements yet.")
-    return 1 if any(result.kept for results in report.values() for result in results) else 0
+    return 1 if any(result.kept for advice in report for result in advice.candidates) else 0
 
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "advise-index", help="propose indexes for a slow statement and measure each one",
-        description="Propose candidate indexes from a statement's plan and validate each for real: with hypopg "
+        description="Propose candidate indexes from a SELECT's plan and validate each for real: with hypopg "
         "when installed, else by creating it in a transaction that is rolled back (needs --allow-ddl on a server "
-        "pglab did not start). Keeps only candidates that save at least --min-saving of the cost.")
+        "pglab did not start). Keeps only candidates that save at least --min-saving of the cost. The SELECT is "
+        "executed (EXPLAIN ANALYZE) only when you name it and every function it calls is free of side effects; "
+        "otherwise, and for statements taken from pg_stat_statements, it is only planned, and a note says why. "
+        "The session is read-only apart from the rolled-back index, with lock and statement timeouts.")
     parser.add_argument("statement", nargs="?", metavar="SQL",
                         help="the statement to speed up (default: the costliest SELECTs in pg_stat_statements)")
     parser.add_argument("--dsn", default=os.environ.get("PGLAB_DSN"), help="the server (or PGLAB_DSN)")

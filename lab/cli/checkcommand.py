@@ -1,14 +1,16 @@
 """`pglab check PATH...`: static analysis of a codebase for the catalogue's anti-patterns.
 
-Exit 0 when nothing is found, 1 when something is, 2 on usage or internal errors. Diagnostics
-(unparsable files, unused suppressions) are reported but do not change the exit code: a file
-pglab cannot read is not evidence of an anti-pattern.
+Exit 0 when nothing is found, 1 when something is, 2 on usage or internal errors. Input that was
+not analysed (an unreadable file, an unparsable statement, a file too large) also exits 1: a run
+that skipped part of its input is not clean. Other diagnostics (unused suppressions) are reported
+without changing the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from pglab.lab.check.config import Config, load_config
 from pglab.lab.check.engine import run
 from pglab.lab.check.schema import schema_from_catalog
 from pglab.lab.core.errors import UserError
-from pglab.lab.core.report import FORMATS, render
+from pglab.lab.core.report import FORMATS, plural, render
 
 
 def _keys(value: str) -> list[str]:
@@ -65,10 +67,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     result = run(args.paths, config, schema=schema, use_cache=not args.no_cache)
     elapsed = time.perf_counter() - started
     summary = {"files": result.files, "statements": result.statements, "cached_files": result.cached_files,
-               "schema": {"source": result.schema.source, "tables": len(result.schema.tables)},
-               "seconds": round(elapsed, 3)}
-    clean = (f"No anti-patterns found in {result.files} files ({result.statements} SQL statements, "
-             f"{elapsed:.2f}s).")
-    render(result.findings, config.format, diagnostics=result.diagnostics, summary=summary, clean_message=clean,
+               "schema": result.schema.summary(), "seconds": round(elapsed, 3)}
+    clean = (f"No anti-patterns found in {plural(result.files, 'file')} "
+             f"({plural(result.statements, 'SQL statement')}, {elapsed:.2f}s); schema: {result.schema.describe()}.")
+    diagnostics = result.diagnostics + result.schema.warnings(result.statements)
+    render(result.findings, config.format, diagnostics=diagnostics, summary=summary, clean_message=clean,
            tool="pglab check")
-    return 1 if result.findings else 0
+    for note in result.notes:
+        print(f"pglab: note: {note}", file=sys.stderr)
+    return 1 if result.findings or result.unanalysed else 0

@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from typing import Any
 
 from pglab.lab.core.errors import UserError
 from pglab.lab.core.report import FORMATS, Diagnostic, render
 from pglab.lab.postgres.launcher import redact
-from pglab.lab.runtime.diagnose import TOP_STATEMENTS, run_detectors, take_snapshot
+from pglab.lab.runtime.diagnose import (
+    TOP_STATEMENTS,
+    diagnose_window,
+    load_baseline,
+    save_baseline,
+    take_snapshot,
+    window_text,
+)
 
 
 def _seconds(value: str) -> float:
@@ -30,6 +38,24 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+PROGRESS_EVERY_S = 5.0
+
+
+def _wait(seconds: float, started: float, window: float) -> None:
+    """Sleep through part of the --watch window, saying how far it has got on stderr: nothing else
+    is printed until the window ends, and a silent command looks hung. On a terminal one line is
+    rewritten in place; elsewhere (CI logs, pipes) a plain line is printed every few seconds."""
+    tty = sys.stderr.isatty()
+    end, elapsed = time.perf_counter() + seconds, 0.0
+    while (left := end - time.perf_counter()) > 0:
+        time.sleep(min(left, 1.0 if tty else PROGRESS_EVERY_S))
+        elapsed = min(time.perf_counter() - started, window)
+        line = f"pglab diagnose: measuring, {elapsed:.0f} of {window:g} s"
+        print(f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+    if tty and elapsed >= window:
+        print(file=sys.stderr)
+
+
 def cmd_diagnose(args: argparse.Namespace) -> int:
     if not args.dsn:
         raise UserError("diagnose needs a server: pass --dsn DSN or set PGLAB_DSN")
@@ -37,14 +63,20 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     before = None
     if args.watch:  # three snapshots: the window judged, and the one before it for trends
         first = take_snapshot(args.dsn)
-        time.sleep(args.watch / 2)
+        _wait(args.watch / 2, started, args.watch)
         before = take_snapshot(args.dsn, previous=first)
-        time.sleep(args.watch / 2)
-    findings, notes = run_detectors(args.dsn, before, explain_top=not args.no_explain, top=args.top)
+        _wait(args.watch / 2, started, args.watch)
+    else:  # deltas since pglab's previous run against this server, when there was one
+        before = load_baseline(args.dsn)
+    result = diagnose_window(args.dsn, before, explain_top=not args.no_explain, top=args.top)
+    findings, notes = result.findings, result.notes
+    if result.window is not None:
+        save_baseline(args.dsn, result.window.after)
     elapsed = time.perf_counter() - started
     summary: dict[str, Any] = {"server": redact(args.dsn), "window_seconds": args.watch,
-                               "seconds": round(elapsed, 3)}
-    window = f"over {args.watch:g} s" if args.watch else "since the statistics began"
+                               "seconds": round(elapsed, 3),
+                               "window": result.window.describe() if result.window else None}
+    window = window_text(result.window, args.watch)
     render(findings, args.format, diagnostics=[Diagnostic(kind="not-checked", message=note) for note in notes],
            summary=summary, tool="pglab diagnose",
            clean_message=f"No runtime anti-patterns found ({window}, {elapsed:.2f}s).")
@@ -55,12 +87,16 @@ def add_parser(commands: Any) -> None:
     diagnose = commands.add_parser(
         "diagnose", help="find the anti-patterns in a running database (read-only)",
         description="Run every runtime detector once against a live server (plan rules over the costliest "
-        "statements, pg_stat_* and catalog checks), or over a window with --watch. Read-only: no DDL, no DML; "
-        "EXPLAIN ANALYZE only on SELECTs, in a transaction that is rolled back. "
+        "statements, pg_stat_* and catalog checks), or over a window with --watch. Read-only: no DDL, no DML, "
+        "plain EXPLAIN only (nothing is executed); every statement has a lock and a statement timeout: a statement "
+        "that could not be planned in time is reported as not checked, and a table another session holds in "
+        "ACCESS EXCLUSIVE mode is left out with a note (a partial result, never a hang). "
         "Exit 0: nothing found; 1: findings; 2: usage or connection error.")
     diagnose.add_argument("--dsn", default=os.environ.get("PGLAB_DSN"), help="the server to inspect (or PGLAB_DSN)")
     diagnose.add_argument("--watch", type=_seconds, metavar="SECONDS",
-                          help="judge the deltas over a window of SECONDS instead of totals since the last reset")
+                          help="measure over SECONDS: take snapshots at the start, middle and end and judge the "
+                          "deltas over that window; nothing is printed on stdout until the window ends, progress "
+                          "goes to stderr")
     diagnose.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     diagnose.add_argument("--top", type=int, default=TOP_STATEMENTS, metavar="N",
                           help=f"plan the N costliest SELECTs of pg_stat_statements (default {TOP_STATEMENTS})")

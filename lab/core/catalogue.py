@@ -8,16 +8,19 @@ the completeness test and later tooling all read the same text.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
 import pkgutil
 import re
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from types import ModuleType
 
 from pglab import antipatterns
-from pglab.lab.core.errors import UnknownEntry
+from pglab.lab.core.errors import UnknownEntry, UserError
+from pglab.lab.core.fixes import fix_blocks
 
 LESSON_SECTIONS = (
     "What it is",
@@ -32,6 +35,42 @@ CATEGORIES = ("indexing", "query-shape", "round-trips", "connections", "transact
 CODE_PATTERN = re.compile(r"^PGL\d{3}$")
 _HEADING = re.compile(r"^## (.+?)\s*$", re.MULTILINE)
 _FENCE = re.compile(r"```[a-z]*\n.*?```", re.DOTALL)
+# A line `{fix:BLOCK}` in a lesson stands for that block of `fixes/<id>.sql`, and `{path:FUNCTION}`
+# for that function of the lab service's code path `lab/trial/service/paths/<id>.py`: the fix is
+# written once, and the lesson shows the very code the lab measures.
+_INCLUDE = re.compile(r"^\{(fix|path):(\w+)\}$", re.MULTILINE)
+SERVICE_PATHS = "pglab.lab.trial.service.paths"
+
+
+def include_fixes(entry_id: str, text: str) -> str:
+    """`text` with every include line replaced by the fenced block it names."""
+    if "{fix:" not in text and "{path:" not in text:
+        return text
+
+    def block(match: re.Match[str]) -> str:
+        kind, name = match.groups()
+        if kind == "fix":
+            blocks = fix_blocks(entry_id)
+            if name not in blocks:
+                raise UserError(f"the lesson of {entry_id} includes {{fix:{name}}}, but fixes/{entry_id}.sql has "
+                                f"no '{name}' block")
+            return f"```sql\n{blocks[name]}\n```"
+        return f"```python\n{path_function(entry_id, name)}\n```"
+
+    return _INCLUDE.sub(block, text)
+
+
+def path_function(entry_id: str, name: str) -> str:
+    """The source of one function of the lab service's code path for `entry_id`, read as text."""
+    resource = resources.files(SERVICE_PATHS) / f"{entry_id}.py"
+    if not resource.is_file():
+        raise UserError(f"the lesson of {entry_id} includes {{path:{name}}}, but the lab service has no path "
+                        f"{entry_id}.py")
+    source = resource.read_text(encoding="utf-8")
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            return ast.get_source_segment(source, node) or ""
+    raise UserError(f"the lesson of {entry_id} includes {{path:{name}}}, but paths/{entry_id}.py has no {name}()")
 
 
 @dataclass(frozen=True)
@@ -54,7 +93,8 @@ class Entry:
 
     @property
     def lesson_markdown(self) -> str:
-        body = "\n\n".join(f"## {name}\n\n{text.strip()}" for name, text in self.sections.items())
+        body = "\n\n".join(f"## {name}\n\n{include_fixes(self.id, text.strip())}"
+                           for name, text in self.sections.items())
         return f"# {self.code} {self.id}: {self.title}\n\n{body}\n"
 
     def as_json(self) -> dict[str, object]:
@@ -86,7 +126,8 @@ def parse_lesson(docstring: str) -> tuple[str, dict[str, str]]:
 def example_blocks(entry: Entry) -> dict[str, str]:
     """The naive and fixed code blocks of the lesson's Example section, keyed by `### ` label."""
     blocks: dict[str, str] = {}
-    for part in re.split(r"^### ", entry.sections.get("Example", ""), flags=re.MULTILINE)[1:]:
+    example = include_fixes(entry.id, entry.sections.get("Example", ""))
+    for part in re.split(r"^### ", example, flags=re.MULTILINE)[1:]:
         label, _, body = part.partition("\n")
         fence = _FENCE.search(body)
         if fence:
@@ -147,7 +188,11 @@ def lesson_problems(entry: Entry) -> list[str]:
         name for name in LESSON_SECTIONS if name in entry.sections
     ]:
         problems.append("sections out of order")
-    blocks = example_blocks(entry)
+    try:
+        blocks = example_blocks(entry)
+    except UserError as error:
+        blocks = {}
+        problems.append(str(error))
     problems += [f"Example lacks a {label} code block" for label in ("naive", "fixed") if label not in blocks]
     if "postgresql.org/docs" not in entry.sections.get("References", ""):
         problems.append("References cite no PostgreSQL documentation page")

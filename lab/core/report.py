@@ -13,6 +13,7 @@ affect what counts as "something found".
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.control import strip_control_codes
 from rich.markup import escape
 
 from pglab.lab.core.findings import SEVERITIES, Finding
@@ -93,10 +95,15 @@ def render(findings: Sequence[Finding], fmt: str, *, diagnostics: Sequence[Diagn
         }
         out.write(json.dumps(document, indent=2, default=str) + "\n")
     elif fmt == "sarif":
-        out.write(json.dumps(sarif(findings, diagnostics, tool=tool), indent=2, default=str) + "\n")
+        log = sarif(findings, diagnostics, tool=tool)
+        if summary and isinstance(summary.get("schema"), dict):
+            log["runs"][0]["properties"] = {"schema": summary["schema"]}
+        out.write(json.dumps(log, indent=2, default=str) + "\n")
     elif fmt == "github":
         for line in github_lines(findings, diagnostics):
             out.write(line + "\n")
+        if described := schema_line(summary):
+            out.write(_annotation("notice", described, "pglab schema", None, None, None) + "\n")
     elif fmt == "text":
         render_text(findings, diagnostics, full_summary, out, clean_message)
     else:
@@ -252,10 +259,13 @@ def render_text(findings: Sequence[Finding], diagnostics: Sequence[Diagnostic], 
                 out: TextIO, clean_message: str | None = None) -> None:
     """Findings grouped by file (runtime findings under one "runtime" group), each with its source
     line, its one-line fix hint and, where there is one, the rewritten SQL."""
-    console = Console(file=out, highlight=False, soft_wrap=True, emoji=False)
-    if not findings and not diagnostics:
+    rich_console = Console(file=out, highlight=False, soft_wrap=True, emoji=False)
+    # no styles to show (a file, a pipe, NO_COLOR): skip rich's per-line rendering
+    console = _Plain(out) if rich_console.color_system is None else rich_console
+    if not findings and not diagnostics:  # one line: the producer's clean message says what was read
         console.print(escape(clean_message or "No findings."))
         return
+    described = schema_line(summary)
     groups: dict[str, list[Finding]] = defaultdict(list)
     for finding in findings:
         groups[finding.path or "runtime"].append(finding)
@@ -271,19 +281,40 @@ def render_text(findings: Sequence[Finding], diagnostics: Sequence[Diagnostic], 
             console.print(f"  [dim]{escape(where)}[/] [magenta]{escape(diagnostic.kind)}[/] "
                           f"{escape(diagnostic.message)}")
         console.print()
+    if described:
+        console.print(escape(described))
     console.print(escape(_summary_line(summary)))
 
 
-def _print_finding(console: Console, finding: Finding) -> None:
+class _Plain:
+    """What rich prints when it shows no styles (output to a file or a pipe, NO_COLOR), without
+    rich's rendering: the markup tags dropped by rich's own rule, text written as is. Rendering
+    thousands of findings through rich cost more than checking the files that produced them."""
+
+    _TAG = re.compile(r"(\\*)\[([a-z#/@][^[]*?)]")  # rich.markup's RE_TAGS
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def print(self, markup: str = "") -> None:
+        self.out.write(strip_control_codes(self._TAG.sub(self._strip, markup)).expandtabs(8) + "\n")
+
+    @staticmethod
+    def _strip(match: re.Match[str]) -> str:
+        backslashes, escaped = divmod(len(match.group(1)), 2)
+        return "\\" * backslashes + (match.group(0)[len(match.group(1)) :] if escaped else "")
+
+
+def _print_finding(console: Console | _Plain, finding: Finding) -> None:
     style = _STYLE.get(finding.severity, "")
     position = _position(finding)
     lead = f"  [dim]{position:>8}[/] " if position else "  "
     console.print(f"{lead}[{style}]{escape(finding.code)}[/] [bold]{escape(finding.id)}[/] "
-                  f"{escape(finding.message)}")
+                  f"[{style}]({escape(finding.severity)})[/] {escape(finding.message)}")
     if finding.source:
         console.print(f"           [dim]│[/] {escape(finding.source.rstrip())}")
     for key, value in finding.evidence.items():
-        console.print(f"           [dim]{escape(str(key))}:[/] {escape(str(value))}")
+        console.print(f"           [dim]{escape(str(key))}:[/] {escape(plain(value))}")
     if finding.fix_hint:
         console.print(f"           [green]fix:[/] {escape(finding.fix_hint)}")
     if finding.rewrite:
@@ -292,10 +323,32 @@ def _print_finding(console: Console, finding: Finding) -> None:
             console.print(f"             [cyan]{escape(line)}[/]")
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """`1 finding`, `2 findings`: the count with its noun in the right number."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
+def plain(value: Any) -> str:
+    """A value as a person reads it, not as Python prints it: `user_id, created_at` for a list,
+    `queryid=42, calls=7` for a mapping."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={plain(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(plain(item) for item in value)
+    return str(value)
+
+
 def _summary_line(summary: dict[str, Any]) -> str:
     counts = ", ".join(f"{count} {severity}" for severity, count in summary["by_severity"].items() if count)
-    where = f" in {summary['files']} files" if "files" in summary else ""
-    text = f"Found {summary['findings']} findings{where}" + (f" ({counts})" if counts else "")
+    where = f" in {plural(summary['files'], 'file')}" if "files" in summary else ""
+    text = f"Found {plural(summary['findings'], 'finding')}{where}" + (f" ({counts})" if counts else "")
     if summary.get("diagnostics"):
-        text += f"; {summary['diagnostics']} diagnostics"
+        text += f"; {plural(summary['diagnostics'], 'diagnostic')}"
     return text + "."
+
+
+def schema_line(summary: dict[str, Any] | None) -> str | None:
+    """"schema: 14 tables, 22 indexes from 3 files (...)": what the rules judged the SQL against."""
+    schema = (summary or {}).get("schema")
+    description = schema.get("description") if isinstance(schema, dict) else None
+    return f"schema: {description}" if description else None

@@ -35,6 +35,16 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
 """
 
+# Relations of this database that another session holds in ACCESS EXCLUSIVE mode (a migration, a
+# VACUUM FULL): reading their indexes' definitions or sizes would wait for that lock, so pglab leaves
+# them out and says so, instead of hanging or giving up on everything else. Reading pg_locks takes
+# no lock on the tables themselves.
+LOCKED_RELATIONS_SQL = """
+SELECT DISTINCT c.oid, c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+WHERE l.mode = 'AccessExclusiveLock' AND l.granted AND l.pid <> pg_backend_pid()
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
 
 def short(text: str, limit: int = 120) -> str:
     """A statement on one line, cut to `limit` characters: how every message quotes SQL."""

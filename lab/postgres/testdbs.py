@@ -4,21 +4,33 @@ The server is pglab's embedded one unless `PGLAB_TEST_DSN` names an existing ser
 pytest-postgresql's `DatabaseJanitor` (its no-process route: it creates and drops databases on a
 server somebody else runs), so a test gets a private database in milliseconds instead of
 re-running its schema set-up.
+
+A session killed with SIGKILL drops nothing, and a template database cannot even be dropped until
+it is un-templated. So every name carries its owner: `<prefix>_<host>_<pid>_<start>_<n>` (host: a
+short hash of this machine, since a shared server serves many; pid and start time: see
+`pglab.lab.postgres.leftovers`), and each session on an existing server first drops the test and
+template databases of dead sessions of this machine.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
+import re
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pglab.lab.postgres.launcher import EmbeddedPostgres
+from pglab.lab.postgres.leftovers import owner_alive, owner_tag, terminate_as_interrupt
 
 TEST_DSN_VARIABLE = "PGLAB_TEST_DSN"
 _names = itertools.count()
@@ -48,17 +60,60 @@ class TestServer:
 
 @contextmanager
 def open_test_server() -> Iterator[TestServer]:
-    dsn = os.environ.get(TEST_DSN_VARIABLE)
-    if dsn:
-        yield TestServer(dsn=dsn, embedded=None)
-        return
-    with EmbeddedPostgres() as server:
-        yield TestServer(dsn=server.dsn(), embedded=server)
+    """The session's server. While it is open, SIGTERM interrupts the session like Ctrl-C, so
+    fixtures tear down and drop their databases instead of leaving them on a shared server."""
+    with terminate_as_interrupt():
+        dsn = os.environ.get(TEST_DSN_VARIABLE)
+        if dsn:
+            drop_dead_sessions_databases(dsn)
+            yield TestServer(dsn=dsn, embedded=None)
+            return
+        with EmbeddedPostgres() as server:
+            yield TestServer(dsn=server.dsn(), embedded=server)
+
+
+def _host_tag() -> str:
+    """Six hex digits naming this machine (host name and boot), so that a sweep on a shared
+    server never judges another machine's pids."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = ""
+    return hashlib.sha256(f"{socket.gethostname()}:{boot}".encode()).hexdigest()[:6]
 
 
 def unique_name(prefix: str) -> str:
-    """Database names that two suites sharing one server (two CI passes, two developers) never reuse."""
-    return f"{prefix}_{os.getpid()}_{next(_names)}"
+    """Database names that two suites sharing one server (two CI passes, two developers) never
+    reuse, and that tell a later session whether their owner is still alive."""
+    return f"{prefix}_{_host_tag()}_{owner_tag().replace('-', '_')}_{next(_names)}"
+
+
+OWNED_NAME = re.compile(r"^pglab_[a-z]+_(?P<host>[0-9a-f]{6})_(?P<pid>\d+)_(?P<start>\d+)_\d+$")
+
+
+def drop_dead_sessions_databases(dsn: str) -> list[str]:
+    """Drop the databases this machine's dead test sessions left (un-templating them first)."""
+    host = _host_tag()
+    with psycopg.connect(dsn, autocommit=True, application_name="pglab tests: sweep") as conn:
+        names = [row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'pglab\\_%'")]
+        dead = [name for name in names if _dead_here(name, host)]
+        return [name for name in dead if _drop(conn, name)]
+
+
+def _drop(conn: psycopg.Connection[Any], name: str) -> bool:
+    try:
+        conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    except psycopg.Error:
+        return False  # not ours to drop after all (privileges), or a concurrent sweep won
+    return True
+
+
+def _dead_here(name: str, host: str) -> bool:
+    found = OWNED_NAME.match(name)
+    if found is None or found["host"] != host:
+        return False
+    return not owner_alive(int(found["pid"]), int(found["start"]))
 
 
 def _janitor(server: TestServer, dbname: str, template: str | None = None, as_template: bool = False) -> Any:

@@ -24,6 +24,7 @@ from pglab.lab.core.errors import UserError
 from pglab.lab.core.findings import Finding
 from pglab.lab.core.sql import leading_columns, short
 from pglab.lab.runtime import registry
+from pglab.lab.runtime.values import quote, untyped_literals
 
 EXPLAIN_TIMEOUT_MS = 5000
 SCAN_TYPES = ("Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Tid Scan", "Tid Range Scan")
@@ -39,6 +40,10 @@ class Node:
     loops: float  # actual loops, or the planner's implied number of executions
     analyzed: bool
     children: list[Node] = field(default_factory=list)
+    # Plain plans give a parallel node's rows per worker; this is the planner's divisor (workers
+    # plus the leader's share) that turns them into the rows of the whole team. 1 elsewhere, and in
+    # analysed plans, whose loops already count the workers.
+    workers: float = 1.0
 
     @property
     def type(self) -> str:
@@ -63,7 +68,7 @@ class Node:
 
     @property
     def rows_total(self) -> float:
-        return self.rows * self.loops
+        return self.rows * self.loops * self.workers
 
     @property
     def removed(self) -> float | None:
@@ -128,7 +133,7 @@ class PlanView:
         if not node.type.endswith("Seq Scan"):
             return 0.0, 0.0
         size = self.table_size(node)
-        removed = max(size - node.rows, 0.0)
+        removed = max(size - node.rows * node.workers, 0.0)
         return (removed / size if size else 0.0), removed * node.loops
 
     def subplan(self, name: str, within: Node) -> Node | None:
@@ -139,16 +144,33 @@ class PlanView:
         return None
 
 
+def is_hashed_subplan(child: Mapping[str, Any], parent: Mapping[str, Any]) -> bool:
+    """Whether a SubPlan is hashed: run once, its rows kept in a hash table that every outer row
+    probes. Its parent's expressions name it `hashed SubPlan N`."""
+    name = re.escape(str(child.get("Subplan Name", "")))
+    return bool(name) and re.search(rf"hashed {name}\b", str(parent)) is not None
+
+
 def _loops_of_child(parent: Node, child: dict[str, Any], siblings: list[dict[str, Any]]) -> float:
     """How often the planner expects a child to run: once per outer row on the inner side of a
-    nested loop, once per parent row for a SubPlan, else as often as its parent."""
+    nested loop, once per parent row for a correlated SubPlan (a hashed one runs once), else as
+    often as its parent."""
     relationship = child.get("Parent Relationship")
     if relationship == "Inner" and parent.type == "Nested Loop":
         outer = next((s for s in siblings if s.get("Parent Relationship") == "Outer"), None)
         return parent.loops * float(outer.get("Plan Rows", 1) if outer else 1)
-    if relationship == "SubPlan":
+    if relationship == "SubPlan" and not is_hashed_subplan(child, parent.raw):
         return parent.loops * max(float(parent.raw.get("Plan Rows", 1) or 1), 1.0)
     return parent.loops
+
+
+def _parallel_divisor(parent: Node) -> float:
+    """The planner's rows-per-worker divisor for a child of a Gather (its workers, plus what the
+    leader contributes: 1 - 0.3 per worker), inherited below it; 1 outside parallel plans."""
+    if parent.type in ("Gather", "Gather Merge"):
+        planned = float(parent.raw.get("Workers Planned", 0) or 0)
+        return planned + max(0.0, 1.0 - 0.3 * planned) if planned else 1.0
+    return parent.workers
 
 
 def walk(plan: Mapping[str, Any]) -> list[Node]:
@@ -164,7 +186,8 @@ def walk(plan: Mapping[str, Any]) -> list[Node]:
         children = node.raw.get("Plans", [])
         for index, raw in enumerate(children):
             loops = float(raw.get("Actual Loops", 0) or 0) if analyzed else _loops_of_child(node, raw, children)
-            child = Node(raw=raw, path=f"{node.path}.{index}", parent=node, loops=loops, analyzed=analyzed)
+            child = Node(raw=raw, path=f"{node.path}.{index}", parent=node, loops=loops, analyzed=analyzed,
+                         workers=1.0 if analyzed else _parallel_divisor(node))
             node.children.append(child)
             nodes.append(child)
             pending.append(child)
@@ -231,7 +254,7 @@ def is_read_only_select(sql: str) -> bool:
     """One plain SELECT: no INTO, no row locks, no data-modifying CTE. Only these are ever run.
     psycopg placeholders (`%s`, `%(name)s`) are read as the values they will be."""
     try:
-        statements = parse_sql(_CLIENT_PLACEHOLDER.sub("NULL", sql).replace("%%", "%"))
+        statements = parse_sql(untyped_literals(_CLIENT_PLACEHOLDER.sub("NULL", sql).replace("%%", "%")))
     except ParseError:
         return False
     if len(statements) != 1 or not isinstance(statements[0].stmt, SelectStmt):
@@ -278,16 +301,35 @@ def explain(
 
 def _explain_generic(conn: psycopg.Connection[Any], sql: str) -> dict[str, Any]:
     count = max(int(number) for number in _PARAM.findall(sql))
-    conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-    conn.execute(f"PREPARE pglab_generic AS {sql}")
+    return _explain_prepared(conn, sql, ["NULL"] * count, "force_generic_plan")
+
+
+def _explain_prepared(conn: psycopg.Connection[Any], sql: str, arguments: list[str], mode: str) -> dict[str, Any]:
+    conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
+    conn.execute(f"PREPARE pglab_plan AS {untyped_literals(sql)}")
     try:
         with conn.transaction():  # a savepoint: if planning fails, DEALLOCATE can still run
-            arguments = ", ".join(["NULL"] * count)
-            row = conn.execute(f"EXPLAIN (FORMAT JSON) EXECUTE pglab_generic({arguments})").fetchone()
+            row = conn.execute(f"EXPLAIN (FORMAT JSON) EXECUTE pglab_plan({', '.join(arguments)})").fetchone()
     finally:
-        conn.execute("DEALLOCATE pglab_generic")  # prepared statements outlive a rollback
+        conn.execute("DEALLOCATE pglab_plan")  # prepared statements outlive a rollback
     assert row is not None
     return dict(row[0][0])
+
+
+def explain_custom(conn: psycopg.Connection[Any], sql: str, values: Mapping[int, str],
+                   timeout_ms: int = EXPLAIN_TIMEOUT_MS) -> dict[str, Any]:
+    """The plain (not executed) custom plan of a `$n` statement for the given values: the plan the
+    server makes when it sees them. Same safety as `explain`: READ ONLY, rolled back, time-limited."""
+    arguments = [quote(values[number]) for number in sorted(values)]
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET LOCAL transaction_read_only = on")
+            conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+            return _explain_prepared(conn, sql, arguments, "force_custom_plan")
+    except psycopg.errors.QueryCanceled:
+        raise UserError(f"EXPLAIN gave up after {timeout_ms} ms: {short(sql, 80)}") from None
+    except psycopg.Error as error:
+        raise UserError(f"cannot EXPLAIN {short(sql, 80)}: {str(error).strip().splitlines()[0]}") from None
 
 
 _CATALOG_FACTS = """SELECT /* pglab diagnose */ c.relname AS table_name, greatest(c.reltuples, 0)::bigint AS reltuples,

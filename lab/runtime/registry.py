@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -16,6 +16,9 @@ from pglab.lab.core.catalogue import find_entry, load_catalogue
 from pglab.lab.core.errors import UserError
 from pglab.lab.core.findings import Finding
 
+# The hooks a detector may define (see `pglab.detectors`); a misspelt one would never run.
+HOOKS = frozenset({"check_plan", "check_stats", "check_refusal", "check_captured", "check_captured_transactions"})
+
 
 @cache
 def detector_modules() -> dict[str, ModuleType]:
@@ -24,8 +27,24 @@ def detector_modules() -> dict[str, ModuleType]:
     for entry in load_catalogue():
         name = f"{detectors.__name__}.{entry.id}"
         if importlib.util.find_spec(name) is not None:
-            modules[entry.id] = importlib.import_module(name)
+            modules[entry.id] = _validated(entry.id, importlib.import_module(name))
     return modules
+
+
+def _validated(entry_id: str, module: ModuleType) -> ModuleType:
+    unknown = sorted(name for name in vars(module) if name.startswith("check_") and name not in HOOKS
+                     and callable(getattr(module, name)))
+    if unknown:
+        raise UserError(f"detectors/{entry_id}.py: {', '.join(unknown)} is not a detector hook "
+                        f"({', '.join(sorted(HOOKS))})")
+    return module
+
+
+def hooks_named(name: str) -> dict[str, Callable[..., Any]]:
+    """id -> the function called `name` in that id's detector module, for every detector that
+    defines one (e.g. the pytest plugin's `check_captured`)."""
+    return {entry_id: getattr(module, name) for entry_id, module in detector_modules().items()
+            if callable(getattr(module, name, None))}
 
 
 def limits(entry_id: str, overrides: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, float]:

@@ -30,7 +30,7 @@ from pglast.parser import ParseError
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from pglab.lab.core.sql import statement_kind
+from pglab.lab.core.sql import LOCKED_RELATIONS_SQL, statement_kind
 
 MARKER = "/* pglab diagnose */"
 STATEMENT_COUNTERS = ("calls", "total_exec_time", "rows", "shared_blks_hit", "shared_blks_read")
@@ -55,10 +55,11 @@ _INDEXES = f"""SELECT {MARKER}
        array(SELECT a.attname FROM unnest(string_to_array(i.indkey::text, ' ')::int2[]) WITH ORDINALITY AS k(num, ord)
              LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num ORDER BY k.ord) AS columns,
        pg_get_indexdef(i.indexrelid) AS definition, pg_relation_size(i.indexrelid) AS bytes
-FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid"""
+FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
+WHERE NOT (i.indrelid = ANY(%(locked)s::oid[]) OR i.indexrelid = ANY(%(locked)s::oid[]))"""
 _ACTIVITY = f"""SELECT {MARKER}
        pid, datname AS database, usename AS role, application_name, backend_type, state, wait_event_type,
-       wait_event, query, extract(epoch FROM now() - xact_start)::float8 AS xact_seconds,
+       wait_event, query, {{query_id}} AS query_id, extract(epoch FROM now() - xact_start)::float8 AS xact_seconds,
        extract(epoch FROM now() - query_start)::float8 AS query_seconds,
        extract(epoch FROM now() - state_change)::float8 AS state_seconds,
        extract(epoch FROM xact_start)::float8 AS xact_start, extract(epoch FROM query_start)::float8 AS query_start
@@ -93,13 +94,15 @@ class Snapshot:
     read_all_stats: bool
     settings: dict[str, str]
     database_stats: dict[str, Any]
-    statements: dict[int, dict[str, Any]] | None
+    statements: dict[str, dict[str, Any]] | None  # normalised text -> entry
     tables: dict[str, dict[str, Any]]
     indexes: list[dict[str, Any]]
     activity: list[dict[str, Any]]
     blocked: list[dict[str, Any]]
     foreign_keys: list[dict[str, Any]]
     predicate_locks: int
+    counters_since: float | None = None  # when the cumulative counters began (stats_reset or server start)
+    log_position: tuple[str, int] | None = None  # (server log file, its size) when pglab may read it
     notes: list[str] = field(default_factory=list)
     previous: Snapshot | None = None  # the snapshot before this one, when the caller chains them
 
@@ -111,13 +114,23 @@ class Snapshot:
         return int(self.settings["max_connections"]) - reserved
 
 
-def _rows(conn: psycopg.Connection[Any], sql: str) -> list[dict[str, Any]]:
+def _rows(conn: psycopg.Connection[Any], query: str, params: Any = None) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cursor:
-        return list(cursor.execute(sql).fetchall())
+        return list(cursor.execute(query, params).fetchall())
 
 
-def _read_statements(conn: psycopg.Connection[Any], database: str) -> tuple[dict[int, dict[str, Any]] | None, str]:
-    """pg_stat_statements for this database, one entry per queryid; or None and the reason."""
+def normalised(query: str) -> str:
+    """The key one statement's pg_stat_statements entries share: its text with whitespace collapsed.
+    psycopg sends Python ints as int2, int4 or int8 by value, so one statement gets one queryid per
+    combination of parameter types; its text is the same for all of them."""
+    return " ".join(query.split())
+
+
+def _read_statements(conn: psycopg.Connection[Any], database: str) -> tuple[dict[str, dict[str, Any]] | None, str]:
+    """pg_stat_statements for this database, top-level statements only, one entry per normalised
+    text (see `normalised`); or None and the reason. Nested statements (`toplevel = false`: the
+    foreign-key checks Postgres runs inside an INSERT, statements inside functions) are not what the
+    application sent, and judging them as if it had is how a batched INSERT looks like an N+1."""
     found = _rows(conn, f"""SELECT {MARKER} n.nspname AS schema FROM pg_extension e
         JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'""")
     if not found:
@@ -132,13 +145,16 @@ def _read_statements(conn: psycopg.Connection[Any], database: str) -> tuple[dict
     except psycopg.Error as error:
         reason = str(error).strip().splitlines()[0]
         return None, f"pg_stat_statements cannot be read ({reason}): statement-level detectors did not run"
-    merged: dict[int, dict[str, Any]] = {}
-    for row in rows:
+    merged: dict[str, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda row: row.get("queryid") or 0):
         row = {_RENAMED.get(key, key): value for key, value in row.items()}
-        if row.get("queryid") is None:
+        if row.get("queryid") is None or row.get("toplevel") is False:
             continue
-        entry = merged.setdefault(row["queryid"], {"queryid": row["queryid"], "query": row.get("query") or "",
-                                                   **dict.fromkeys(STATEMENT_COUNTERS, 0)})
+        key = normalised(row.get("query") or "")
+        entry = merged.setdefault(key, {"queryid": row["queryid"], "queryids": [], "query": row.get("query") or "",
+                                        **dict.fromkeys(STATEMENT_COUNTERS, 0)})
+        if row["queryid"] not in entry["queryids"]:
+            entry["queryids"].append(row["queryid"])
         for counter in STATEMENT_COUNTERS:
             entry[counter] += row.get(counter) or 0
     return merged, ""
@@ -153,22 +169,62 @@ def take_snapshot_with(conn: psycopg.Connection[Any], previous: Snapshot | None 
     if not head["read_all_stats"]:
         notes.append(f"role {head['role']!r} is not a member of pg_read_all_stats: other roles' sessions and "
                      "statement texts are hidden, so these results are partial")
+    # reset_val: what a new session of this database and role starts with, not what pglab's own
+    # session has SET (its timeouts)
     settings = {row["name"]: row["setting"] for row in _rows(
-        conn, f"SELECT {MARKER} name, setting FROM pg_settings WHERE name = ANY(ARRAY{list(SETTINGS)!r})")}
+        conn, f"SELECT {MARKER} name, reset_val AS setting FROM pg_settings WHERE name = ANY(ARRAY{list(SETTINGS)!r})")}
     statements, note = _read_statements(conn, head["database"])
     if note:
         notes.append(note)
+    locked = _rows(conn, LOCKED_RELATIONS_SQL)
+    locked_oids, locked_names = [row["oid"] for row in locked], {row["relname"] for row in locked}
+    if locked_names:
+        notes.append(f"left out, locked by another session (ACCESS EXCLUSIVE): {', '.join(sorted(locked_names))}; "
+                     "the results cover the other tables")
     database_stats = _rows(conn, f"SELECT {MARKER} * FROM pg_stat_database WHERE datname = current_database()")[0]
     predicate_locks = _rows(conn, f"""SELECT {MARKER} count(*) AS n FROM pg_locks WHERE mode = 'SIReadLock'
         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())""")[0]["n"]
     return Snapshot(
         taken_at=head["now"], version_num=head["version"], database=head["database"], role=head["role"],
         read_all_stats=head["read_all_stats"], settings=settings, database_stats=database_stats,
-        statements=statements, tables={row["name"]: row for row in _rows(conn, _TABLES)},
-        indexes=_rows(conn, _INDEXES), activity=_rows(conn, _ACTIVITY), blocked=_with_targets(_rows(conn, _BLOCKED)),
-        foreign_keys=_rows(conn, _FOREIGN_KEYS), predicate_locks=int(predicate_locks), notes=notes,
+        statements=statements,
+        tables={row["name"]: row for row in _rows(conn, _TABLES) if row["name"] not in locked_names},
+        indexes=_rows(conn, _INDEXES, {"locked": locked_oids}), activity=_rows(conn, _ACTIVITY.format(
+            query_id="query_id" if head["version"] >= 140000 else "NULL::bigint")),
+        blocked=_with_targets(_rows(conn, _BLOCKED)),
+        foreign_keys=[row for row in _rows(conn, _FOREIGN_KEYS) if row["table_name"] not in locked_names],
+        predicate_locks=int(predicate_locks),
+        counters_since=_counters_since(conn), log_position=_log_position(conn), notes=notes,
         previous=_forget_previous(previous),
     )
+
+
+def _counters_since(conn: psycopg.Connection[Any]) -> float | None:
+    """When this database's cumulative counters began: their last reset, else (never reset) the
+    server's start, which is a lower bound since PostgreSQL 15 keeps statistics across clean restarts."""
+    row = _rows(conn, f"""SELECT {MARKER} extract(epoch FROM coalesce(stats_reset, pg_postmaster_start_time()))::float8
+        AS since FROM pg_stat_database WHERE datname = current_database()""")
+    return row[0]["since"] if row else None
+
+
+# Where the server writes its log: the logging collector's current file, or, for the servers pglab
+# starts itself, the file its keeper sends the server's stderr to (beside the data directory).
+_LOG_FILES = f"""SELECT {MARKER} path FROM (VALUES (1, pg_current_logfile()),
+    (2, current_setting('data_directory') || '/../postgres.log')) AS c(o, path) WHERE path IS NOT NULL ORDER BY o"""
+
+
+def _log_position(conn: psycopg.Connection[Any]) -> tuple[str, int] | None:
+    """(the server log file, its size now), when this role may read it (superuser or
+    pg_read_server_files); None otherwise. Reading a file is read-only."""
+    try:
+        with conn.transaction():
+            for row in _rows(conn, _LOG_FILES):
+                size = _rows(conn, f"SELECT {MARKER} (pg_stat_file(%s, true)).size", (row["path"],))
+                if size and size[0]["size"] is not None:
+                    return row["path"], int(size[0]["size"])
+    except psycopg.Error:
+        return None
+    return None
 
 
 def _forget_previous(previous: Snapshot | None) -> Snapshot | None:
@@ -207,26 +263,43 @@ def _delta(after: dict[str, Any], before: dict[str, Any] | None, counters: tuple
 
 @dataclass
 class Window:
-    """The interval between two snapshots; with no `before`, since the counters began."""
+    """The interval between two snapshots; with no `before`, since the counters began.
+
+    `serialization_failures` is filled in by whoever can read the server log (see `autoexplain.read_log`);
+    None means nobody could count them."""
 
     before: Snapshot | None
     after: Snapshot
+    serialization_failures: int | None = None
 
     @property
     def seconds(self) -> float | None:
         return self.after.taken_at - self.before.taken_at if self.before else None
 
+    @property
+    def since(self) -> float | None:
+        """When the window began: the earlier snapshot, else when the counters began."""
+        return self.before.taken_at if self.before else self.after.counters_since
+
+    def describe(self) -> dict[str, Any]:
+        """What the cumulative counters judged here cover: every report states it, because a
+        window since the last statistics reset still holds problems fixed long ago."""
+        since = self.since
+        return {"since": since, "seconds": None if since is None else round(self.after.taken_at - since, 1),
+                "counters": "deltas between two snapshots" if self.before else "totals since the statistics began"}
+
     def statements(self, kind: str | None = None) -> list[dict[str, Any]]:
-        """Statements that ran in the window (counters as deltas), pglab's own left out; each has
-        `kind` and `mean_ms`. Empty when pg_stat_statements is unavailable."""
+        """Top-level statements that ran in the window (counters as deltas), pglab's own left out,
+        one per normalised text; each has `kind` and `mean_ms`. Empty when pg_stat_statements is
+        unavailable."""
         if self.after.statements is None:
             return []
         earlier = self.before.statements or {} if self.before else {}
         result = []
-        for queryid, now in self.after.statements.items():
+        for key, now in self.after.statements.items():
             if MARKER in now["query"]:
                 continue
-            entry = _delta(now, earlier.get(queryid), STATEMENT_COUNTERS)
+            entry = _delta(now, earlier.get(key), STATEMENT_COUNTERS)
             if entry["calls"] <= 0:
                 continue
             entry["kind"] = statement_kind(entry["query"])
@@ -251,8 +324,18 @@ class Window:
 
     @property
     def transactions(self) -> int:
+        """Transactions of the database in the window, less pglab's own snapshot queries (each an
+        autocommit transaction of its own, counted through their marker in pg_stat_statements)."""
         delta = self.database()
-        return int(delta["xact_commit"] + delta["xact_rollback"])
+        total = int(delta["xact_commit"] + delta["xact_rollback"])
+        return max(total - self._own_calls(), 1) if total else 0
+
+    def _own_calls(self) -> int:
+        if self.after.statements is None:
+            return 0
+        earlier = self.before.statements or {} if self.before else {}
+        return int(sum(_delta(now, earlier.get(key), ("calls",))["calls"]
+                       for key, now in self.after.statements.items() if MARKER in now["query"]))
 
     def sessions(self, all_databases: bool = False) -> Iterator[dict[str, Any]]:
         """Client sessions of this database (of every database with `all_databases`), pglab's left out."""
@@ -274,30 +357,18 @@ class Window:
 APPLICATION_NAME = "pglab diagnose"
 
 
-def loop_parent(window: Window, child: dict[str, Any], min_ratio: float) -> dict[str, Any] | None:
-    """The SELECT whose rows drive `child` one call per row: it returned about as many rows as the
-    child has calls, in at least `min_ratio` times fewer calls. This is how a loop over a result
-    set (N+1 reads, per-row inserts or updates) looks in pg_stat_statements."""
-    best = None
-    for parent in window.statements("select"):
-        if parent["queryid"] == child["queryid"] or parent["calls"] * min_ratio > child["calls"]:
-            continue
-        if 0.5 * parent["rows"] <= child["calls"] <= 1.1 * parent["rows"] and (
-                best is None or parent["calls"] < best["calls"]):
-            best = parent
-    return best
-
-
 def loop_evidence(window: Window, statement: dict[str, Any], min_ratio: float) -> dict[str, Any] | None:
-    """Why `statement` looks like it runs inside a loop, or None: its calls are a multiple of the
-    transactions in the window, or of the calls of a SELECT whose rows it iterates."""
+    """Why `statement` looks like it runs inside a loop, or None: its calls are a multiple of all
+    the transactions in the window, so units of work run it many times each.
+
+    pg_stat_statements does not say which statement's rows drive another's calls: two statements
+    whose counts happen to line up (a list query, and lookups from an unrelated thread) look just
+    like a loop and its parent. Only something that ties the calls together (a transaction, a
+    session, a call site, as the pytest plugin and the lab capture them) can name the parent, so
+    this rule names none."""
     transactions = window.transactions
     if transactions and statement["calls"] >= min_ratio * transactions:
         return {"transactions": transactions, "calls_per_transaction": round(statement["calls"] / transactions, 1)}
-    parent = loop_parent(window, statement, min_ratio)
-    if parent is not None:
-        return {"parent_query": parent["query"], "parent_calls": parent["calls"], "parent_rows": parent["rows"],
-                "calls_per_parent_call": round(statement["calls"] / parent["calls"], 1)}
     return None
 
 

@@ -18,7 +18,6 @@ import psycopg
 
 from pglab.lab.runtime.stats import MARKER
 from pglab.lab.trial.loadrun import Summary
-from pglab.lab.trial.service.db import APPLICATION_NAME
 
 # The lab's own statements carry MARKER so the detectors never judge them; it goes after the first
 # keyword because pg_stat_statements drops a statement's leading comments.
@@ -70,29 +69,28 @@ def lost_updates(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
-def end_service_sessions(conn: psycopg.Connection[Any]) -> None:
-    """Cancel what the service's sessions still run once it has stopped (a naive query can outlive
-    its client), so that one run never slows the next."""
-    conn.execute(f"SELECT {MARKER} pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-                 (APPLICATION_NAME,))
+@dataclass(frozen=True)
+class Sample:
+    """One look at pg_stat_activity: the service's sessions by state, and all client backends."""
 
-
-def repair_accounts(conn: psycopg.Connection[Any]) -> None:
-    """Make every account total agree with its messages again, so a later run starts from zero."""
-    conn.execute(f"UPDATE {MARKER} users u SET tokens_used = coalesce(t.total, 0) FROM users v"
-                 " LEFT JOIN (SELECT user_id, sum(tokens) AS total FROM messages GROUP BY user_id) t"
-                 " ON t.user_id = v.id WHERE v.id = u.id AND u.tokens_used <> coalesce(t.total, 0)")
+    at: float
+    longest_idle_in_transaction: float  # seconds, timed from state_change
+    service_backends: int
+    all_backends: int
+    active: int
+    idle_in_transaction: int
+    waiting_on_locks: int
 
 
 @dataclass
 class ActivitySampler:
-    """Watches the service's sessions in pg_stat_activity from a thread, a few times a second.
-
-    Records (time, longest idle-in-transaction age, the service's backends, all backends) so the
-    lab can judge a window of the run afterwards."""
+    """Watches one run's service sessions (by their application_name) in pg_stat_activity from a
+    thread, a few times a second, so the lab can judge a window of the run afterwards and draw
+    connections by state over time."""
 
     dsn: str
-    samples: list[tuple[float, float, int, int]] = field(default_factory=list)
+    application_name: str
+    samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -111,19 +109,33 @@ class ActivitySampler:
             while not self._stop.is_set():
                 row = conn.execute(
                     f"SELECT {MARKER} coalesce(max(extract(epoch FROM now() - state_change))"
-                    "   FILTER (WHERE state LIKE 'idle in transaction%%' AND application_name = %s), 0),"
-                    " count(*) FILTER (WHERE application_name = %s),"
-                    " count(*) FILTER (WHERE backend_type = 'client backend')"
-                    " FROM pg_stat_activity", (APPLICATION_NAME, APPLICATION_NAME)).fetchone()
+                    "   FILTER (WHERE state LIKE 'idle in transaction%%' AND mine), 0),"
+                    " count(*) FILTER (WHERE mine), count(*) FILTER (WHERE backend_type = 'client backend'),"
+                    " count(*) FILTER (WHERE mine AND state = 'active'),"
+                    " count(*) FILTER (WHERE mine AND state LIKE 'idle in transaction%%'),"
+                    " count(*) FILTER (WHERE mine AND wait_event_type = 'Lock')"
+                    " FROM (SELECT *, application_name = %s AS mine FROM pg_stat_activity) AS activity",
+                    (self.application_name,)).fetchone()
                 if row:
-                    self.samples.append((time.time(), float(row[0]), int(row[1]), int(row[2])))
+                    self.samples.append(Sample(time.time(), float(row[0]), *(int(value) for value in row[1:])))
                 self._stop.wait(SAMPLE_INTERVAL)
 
-    def window(self, start: float, end: float) -> list[tuple[float, float, int, int]]:
-        return [sample for sample in self.samples if start <= sample[0] < end]
+    def window(self, start: float, end: float) -> list[Sample]:
+        return [sample for sample in self.samples if start <= sample.at < end]
 
     def longest_idle_in_transaction(self, start: float, end: float) -> float:
-        return max((sample[1] for sample in self.window(start, end)), default=0.0)
+        return max((sample.longest_idle_in_transaction for sample in self.window(start, end)), default=0.0)
 
     def peak_backends(self, start: float, end: float) -> int:
-        return max((sample[3] for sample in self.window(start, end)), default=0)
+        return max((sample.all_backends for sample in self.window(start, end)), default=0)
+
+    def per_second(self, origin: float) -> dict[int, dict[str, int]]:
+        """Second since `origin` -> the peak count of the service's sessions in each state."""
+        seconds: dict[int, dict[str, int]] = {}
+        for sample in self.samples:
+            point = seconds.setdefault(int(sample.at - origin), {"active": 0, "idle_in_transaction": 0,
+                                                                  "waiting_on_locks": 0})
+            point["active"] = max(point["active"], sample.active)
+            point["idle_in_transaction"] = max(point["idle_in_transaction"], sample.idle_in_transaction)
+            point["waiting_on_locks"] = max(point["waiting_on_locks"], sample.waiting_on_locks)
+        return seconds

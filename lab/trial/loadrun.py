@@ -5,7 +5,8 @@ profile (`loads/<id>.py`) runs in `python -m locust --headless`, alone or as a m
 workers on loopback (Locust's own distributed mode, the one that spreads load over machines).
 The profile's recorder (`loads/recorder.py`) writes per-second, per-endpoint buckets to a JSON
 file; `LoadResult` turns the buckets of one phase of the load shape into counts, failures,
-throughput and percentiles.
+offered and achieved throughput and percentiles. Latency is measured without coordinated
+omission: paced users (`loads/pacing.py`) keep a schedule and latency counts from each slot.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from typing import Any
 
 from pglab.lab.core.errors import UserError
 from pglab.lab.postgres.launcher import free_port
+from pglab.lab.postgres.leftovers import owner_tag
 
 STOP_GRACE = 15.0  # seconds Locust gets to stop and write its results after the shape ends
 START_ALLOWANCE = 30.0  # seconds for Locust (and its workers) to start
+LOOPBACK = ("http://127.0.0.1:", "http://[::1]:")  # the only hosts the lab sends load to
+MAX_RPS = 20_000  # a run stops after this many requests per second of its duration, whatever its shape
 
 
 def profile_path(entry_id: str) -> Path:
@@ -69,7 +73,13 @@ def percentile(histogram: dict[int, int], fraction: float) -> float:
 
 @dataclass
 class Summary:
-    """One phase (or window) of a load run, for all endpoints together and for each."""
+    """One phase (or window) of a load run, for all endpoints together and for each.
+
+    Latencies count from each request's scheduled slot (`loads/pacing.py`), so the time a request
+    waited to be sent is part of it. `histogram` is what the SLO judges: the time until the answer
+    starts, which is the whole response, or a streamed answer's first chunk (the model, not the
+    database, sets a stream's length). Each endpoint keeps `histogram` (to the end: a stream's last
+    chunk) and, for streams, `first_chunk`."""
 
     requests: int
     failures: int
@@ -77,10 +87,21 @@ class Summary:
     histogram: dict[int, int]
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    offered: int = 0
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def offered_rps(self) -> float:
+        """Requests per second the users' schedules asked for, answered or not."""
+        return self.offered / self.seconds if self.seconds else 0.0
+
+    @property
+    def achieved_rps(self) -> float:
+        """Requests per second answered without failure (goodput)."""
+        return (self.requests - self.failures) / self.seconds if self.seconds else 0.0
 
     @property
     def error_rate(self) -> float:
@@ -89,11 +110,25 @@ class Summary:
     def p(self, fraction: float) -> float:
         return percentile(self.histogram, fraction)
 
+    def endpoint_p(self, name: str, fraction: float) -> float:
+        """An endpoint's percentile to the end of its answer (a stream's last chunk); 0 if unseen."""
+        return percentile(self.endpoints.get(name, {}).get("histogram", {}), fraction)
+
+    def endpoint_first_chunk_p(self, name: str, fraction: float) -> float:
+        """A streamed endpoint's percentile to its first chunk (other endpoints: to the end)."""
+        endpoint = self.endpoints.get(name, {})
+        return percentile(endpoint.get("first_chunk") or endpoint.get("histogram", {}), fraction)
+
     def worst_endpoint(self, fraction: float, min_requests: int) -> float:
         """The highest percentile among endpoints with at least `min_requests` requests: a slow
         endpoint with little traffic is hidden in the percentile of all requests together."""
-        return max((percentile(endpoint["histogram"], fraction) for endpoint in self.endpoints.values()
+        return max((self.endpoint_first_chunk_p(name, fraction) for name, endpoint in self.endpoints.items()
                     if endpoint["requests"] >= min_requests), default=0.0)
+
+
+def _add_counts(into: dict[int, int], counts: dict[str, int]) -> None:
+    for key, count in counts.items():
+        into[int(float(key))] = into.get(int(float(key)), 0) + count
 
 
 @dataclass
@@ -102,6 +137,7 @@ class LoadResult:
     phases: list[dict[str, Any]]
     buckets: dict[str, dict[str, dict[str, Any]]]
     distributed: bool = False
+    offered: dict[str, int] = field(default_factory=dict)  # scheduled second -> slots offered
 
     def phase(self, name: str) -> tuple[float, float]:
         for phase in self.phases:
@@ -113,41 +149,51 @@ class LoadResult:
         """Requests that started in [start, end) (epoch seconds; whole seconds, as bucketed)."""
         first = int(start) if start is not None else None
         last = int(end) if end is not None else None
+
+        def inside(second: str) -> bool:
+            return not ((first is not None and int(second) < first) or (last is not None and int(second) >= last))
+
         histogram: dict[int, int] = {}
         endpoints: dict[str, dict[str, Any]] = {}
         errors: dict[str, int] = {}
         for second, names in self.buckets.items():
-            if (first is not None and int(second) < first) or (last is not None and int(second) >= last):
+            if not inside(second):
                 continue
             for name, cell in names.items():
-                endpoint = endpoints.setdefault(name, {"requests": 0, "failures": 0, "histogram": {}})
+                endpoint = endpoints.setdefault(name, {"requests": 0, "failures": 0, "histogram": {},
+                                                       "first_chunk": {}})
                 endpoint["requests"] += cell["count"]
                 endpoint["failures"] += cell["failures"]
-                for key, count in cell["times"].items():
-                    histogram[int(float(key))] = histogram.get(int(float(key)), 0) + count
-                    endpoint["histogram"][int(float(key))] = endpoint["histogram"].get(int(float(key)), 0) + count
+                _add_counts(endpoint["histogram"], cell["times"])
+                _add_counts(endpoint["first_chunk"], cell.get("first_chunk", {}))
+                _add_counts(histogram, cell.get("first_chunk") or cell["times"])
                 for message, count in cell["errors"].items():
                     errors[message] = errors.get(message, 0) + count
         seconds = float(last - first) if first is not None and last is not None else float(len(self.buckets))
         return Summary(requests=sum(e["requests"] for e in endpoints.values()),
                        failures=sum(e["failures"] for e in endpoints.values()),
-                       seconds=seconds, histogram=histogram, endpoints=endpoints, errors=errors)
+                       seconds=seconds, histogram=histogram, endpoints=endpoints, errors=errors,
+                       offered=sum(count for second, count in self.offered.items() if inside(second)))
 
     def hold(self) -> Summary:
         return self.summary(*self.phase("hold"))
 
     def timeline(self, width: float = 1.0) -> list[dict[str, Any]]:
-        """Per window of `width` seconds from the start: requests, failures, rps, p50/p95/p99."""
-        if not self.buckets:
+        """Per window of `width` seconds from the start: `t` (seconds from the start), `rps`,
+        `p50_ms`, `p95_ms`, `p99_ms` (as the SLO judges them), `errors` (failed requests), and
+        `requests` and `offered_rps` beside them."""
+        seconds = [int(second) for second in (*self.buckets, *self.offered)]
+        if not seconds:
             return []
-        end = max(int(second) for second in self.buckets) + 1
+        end = max(seconds) + 1
         rows = []
         at = float(int(self.started_at))
         while at < end:
             window = self.summary(at, at + width)
-            rows.append({"t": round(at - self.started_at, 1), "requests": window.requests,
-                         "failures": window.failures, "rps": round(window.rps, 1), "p50_ms": window.p(0.5),
-                         "p95_ms": window.p(0.95), "p99_ms": window.p(0.99)})
+            rows.append({"t": round(at - self.started_at, 1), "rps": round(window.rps, 1),
+                         "p50_ms": window.p(0.5), "p95_ms": window.p(0.95), "p99_ms": window.p(0.99),
+                         "errors": window.failures, "requests": window.requests,
+                         "offered_rps": round(window.offered_rps, 1)})
             at += width
         return rows
 
@@ -155,7 +201,7 @@ class LoadResult:
     def read(cls, path: Path) -> LoadResult:
         data = json.loads(path.read_text(encoding="utf-8"))
         return cls(started_at=float(data["started_at"] or 0.0), phases=data["phases"], buckets=data["buckets"],
-                   distributed=bool(data.get("distributed")))
+                   distributed=bool(data.get("distributed")), offered=dict(data.get("offered", {})))
 
 
 def _pdeathsig() -> None:
@@ -197,7 +243,7 @@ def last_lines(log: Path, count: int = 3) -> str:
 
 @contextmanager
 def _scratch() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="pglab-load-") as directory:
+    with tempfile.TemporaryDirectory(prefix=f"pglab-load-{owner_tag()}-") as directory:  # swept if we die
         yield Path(directory)
 
 
@@ -215,15 +261,17 @@ def locust_commands(profile: Path, host: str, workers: int) -> list[list[str]]:
 
 
 def run_load(profile: Path, host: str, duration: float, sample: dict[str, Any], workers: int = 0,
-             during: Callable[[float], None] | None = None) -> LoadResult:
-    """Run `profile` against `host` (a 127.0.0.1 URL) for `duration` seconds of load shape.
+             during: Callable[[float], None] | None = None, max_requests: int | None = None) -> LoadResult:
+    """Run `profile` against `host` (a loopback URL) for `duration` seconds of load shape, and at
+    most `max_requests` requests (default: MAX_RPS for the whole duration), whichever ends first.
     `during(elapsed)` is called about twice a second while the load runs."""
-    if not host.startswith("http://127.0.0.1:"):
-        raise UserError(f"the lab only sends load to 127.0.0.1, not {host}")
+    max_requests = max_requests or int(MAX_RPS * duration)
+    if not host.startswith(LOOPBACK):
+        raise UserError(f"the lab only sends load to 127.0.0.1 or [::1], not {host}")
     with _scratch() as scratch:
         output = scratch / "result.json"
         env = {"PGLAB_LOAD_OUT": str(output), "PGLAB_LOAD_DURATION": str(duration),
-               "PGLAB_LAB_SAMPLE": json.dumps(sample)}
+               "PGLAB_LAB_SAMPLE": json.dumps(sample), "PGLAB_LOAD_MAX_REQUESTS": str(max_requests)}
         log = scratch / "locust.log"
         processes = [spawn(command, log, env) for command in locust_commands(profile, host, workers)]
         began = time.monotonic()

@@ -7,8 +7,11 @@ index hurts most), while thousands of cold ones hold a few messages each. Messag
 drawn from a made-up vocabulary with a steep frequency curve, so some words are everywhere and
 others are rare enough that a good search index finds them in microseconds.
 
-Everything goes into one schema (`pglab_lab` by default) that the lab owns: it is dropped and
-re-created on every seed, and the lab never touches anything outside it.
+Everything goes into one schema (`pglab_lab` by default) that the lab owns: its tables are dropped
+and re-created on every seed, never with CASCADE, so an object of someone else's that depends on
+them (a view, an index in another schema) stops the seed with a clear message instead of
+vanishing. The data is the same on every seed of a scale (a fixed random seed and fixed
+timestamps), so two sides of a lab run can compare their answers.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from pglab.lab.core.fixes import chat_schema
 LAB_SCHEMA = "pglab_lab"
 TABLES = ("users", "conversations", "conversation_members", "messages", "notifications")
 SCHEMA_COMMENT = "pglab lab data: dropped and re-created by pglab"
+RANDOM_SEED = 0.42  # setseed(): every seed of a scale draws the same rows
+EPOCH = "2026-01-01 00:00:00+00"  # the seeded rows' timestamps count from here, not from now()
 HOT_SHARE = 0.3  # share of all messages that go to the hot conversations
 CHUNK_ROWS = 50_000  # rows per INSERT, so the progress bar moves and no statement runs for long
 SYLLABLES = ("ka", "lo", "mi", "ren", "tus", "vo", "sha", "bri", "del", "nu", "pax", "quo", "zi", "fen",
@@ -92,11 +97,27 @@ def reset_schema(conn: psycopg.Connection[Any], schema: str = LAB_SCHEMA) -> Non
     ).fetchone()
     if row is not None and row[0] != SCHEMA_COMMENT:
         raise UserError(f"schema {schema!r} exists and was not created by pglab; not touching it")
-    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    if row is not None:
+        drop_schema(conn, schema)
     conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     conn.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(sql.Identifier(schema), sql.Literal(SCHEMA_COMMENT)))
     conn.execute(sql.SQL("SET search_path = {}, public").format(sql.Identifier(schema)))
     conn.execute(chat_schema())
+
+
+def drop_schema(conn: psycopg.Connection[Any], schema: str = LAB_SCHEMA) -> None:
+    """Drop the lab's tables, then its schema, without CASCADE: anything else in or on them
+    (someone's view over messages, an extension installed into the schema) stops the drop with
+    a one-line error naming it, and nothing of theirs is touched."""
+    tables = sql.SQL(", ").join(sql.Identifier(schema, table) for table in TABLES)
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(tables))
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {}").format(sql.Identifier(schema)))
+    except psycopg.errors.DependentObjectsStillExist as error:
+        detail = (error.diag.message_detail or str(error)).splitlines()[0]
+        raise UserError(f"schema {schema!r} holds or feeds objects pglab did not create ({detail});"
+                        " not dropping them: remove them or use another database") from None
 
 
 def _steps(scale: Scale) -> list[tuple[str, int, Callable[[psycopg.Connection[Any], int, int], None]]]:
@@ -119,8 +140,8 @@ def _insert_users(conn: psycopg.Connection[Any], first: int, last: int) -> None:
 def _insert_conversations(conn: psycopg.Connection[Any], scale: Scale, first: int, last: int) -> None:
     conn.execute(
         "INSERT INTO conversations (id, owner_id, title, created_at, updated_at)"
-        " SELECT i, 1 + (i * 7919) %% %s, 'conversation ' || i, now() - interval '30 days', now()"
-        " FROM generate_series(%s::bigint, %s::bigint) AS i", (scale.users, first, last))
+        " SELECT i, 1 + (i * 7919) %% %s, 'conversation ' || i, %s::timestamptz - interval '30 days', %s::timestamptz"
+        " FROM generate_series(%s::bigint, %s::bigint) AS i", (scale.users, EPOCH, EPOCH, first, last))
 
 
 def _insert_members(conn: psycopg.Connection[Any], scale: Scale, first: int, last: int) -> None:
@@ -142,20 +163,21 @@ def _insert_messages(conn: psycopg.Connection[Any], scale: Scale, first: int, la
         "  1 + (i * 15485863) %% %(users)s,"
         f"  {body},"
         "  1 + (i %% 50),"
-        "  now() - interval '30 days' + (i * interval '30 days') / %(total)s"
+        "  %(epoch)s::timestamptz - interval '30 days' + (i * interval '30 days') / %(total)s"
         " FROM (SELECT %(syllables)s::text[] AS s) AS syllables,"
         "  generate_series(%(first)s::bigint, %(last)s::bigint) AS i",
         {"hot_share": HOT_SHARE, "hot": scale.hot_conversations, "cold": cold, "users": scale.users,
-         "vocabulary": VOCABULARY, "syllables": list(SYLLABLES), "total": scale.messages, "first": first, "last": last})
+         "vocabulary": VOCABULARY, "syllables": list(SYLLABLES), "total": scale.messages, "epoch": EPOCH,
+         "first": first, "last": last})
 
 
 def _insert_notifications(conn: psycopg.Connection[Any], scale: Scale, first: int, last: int) -> None:
     conn.execute(
         "INSERT INTO notifications (id, user_id, message_id, kind, read_at, created_at)"
         " SELECT i, 1 + (i * 7919) %% %(users)s, 1 + (i * 104729) %% %(messages)s, 'mention',"
-        "  CASE WHEN i %% 3 = 0 THEN now() END, now() - interval '1 day'"
+        "  CASE WHEN i %% 3 = 0 THEN %(epoch)s::timestamptz END, %(epoch)s::timestamptz - interval '1 day'"
         " FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS i",
-        {"users": scale.users, "messages": scale.messages, "first": first, "last": last})
+        {"users": scale.users, "messages": scale.messages, "epoch": EPOCH, "first": first, "last": last})
 
 
 def _finish(conn: psycopg.Connection[Any]) -> None:
@@ -171,6 +193,23 @@ def _finish(conn: psycopg.Connection[Any]) -> None:
             sql.Literal(table), sql.Identifier(table)))
     for table in TABLES:
         conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
+
+
+def restore(dsn: str, scale: Scale, schema: str = LAB_SCHEMA) -> None:
+    """Put the seeded data back as `seed` made it, after a run wrote to it: remove the rows the
+    service added, undo its changes to seeded rows, recompute the totals, VACUUM ANALYZE. Much
+    faster than seeding again (and its indexes stay), so each side of a lab run starts alike."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path = {}, public").format(sql.Identifier(schema)))
+        conn.execute("DELETE FROM notifications WHERE id > %s", (scale.notifications,))
+        conn.execute("DELETE FROM messages WHERE id > %s", (scale.messages,))
+        conn.execute("UPDATE notifications SET read_at = CASE WHEN id %% 3 = 0 THEN %(epoch)s::timestamptz END"
+                     " WHERE read_at IS DISTINCT FROM CASE WHEN id %% 3 = 0 THEN %(epoch)s::timestamptz END",
+                     {"epoch": EPOCH})
+        conn.execute("UPDATE users u SET tokens_used = coalesce(t.total, 0) FROM users v LEFT JOIN"
+                     " (SELECT user_id, sum(tokens) AS total FROM messages GROUP BY user_id) t ON t.user_id = v.id"
+                     " WHERE v.id = u.id AND u.tokens_used <> coalesce(t.total, 0)")
+        _finish(conn)
 
 
 def _skip_foreign_key_checks(conn: psycopg.Connection[Any]) -> None:
@@ -193,6 +232,7 @@ def seed(dsn: str, scale: Scale, progress: ProgressCallback | None = None, schem
     with psycopg.connect(dsn, autocommit=True) as conn:
         reset_schema(conn, schema)
         _skip_foreign_key_checks(conn)
+        conn.execute("SELECT setseed(%s)", (RANDOM_SEED,))
         for label, rows, insert in steps:
             for first in range(1, rows + 1, CHUNK_ROWS):
                 last = min(rows, first + CHUNK_ROWS - 1)

@@ -1,20 +1,31 @@
-"""Benchmark `pglab check`: statements/s on a generated SQL corpus, files/s on a generated Python
-codebase, each next to pglast's bare parse rate on the same statements, and the speed-up of a
-second run on the unchanged tree (the content-keyed cache).
+"""Benchmark `pglab check`.
 
-    python tests/bench/check_bench.py [--statements 10000] [--files 1000] [--seed 7]
+    python tests/bench/check_bench.py [REGRESS_SQL_DIR] [--statements 10000] [--files 1000] [--seed 7] [--runs 5]
 
-Everything runs in this one process, on one core; times are CPU seconds of this process (the
-machine is shared, so wall-clock time would measure the neighbours); every figure printed is
-measured in this run.
+1. End to end, cold, as a user runs it (a new process each time, interpreter start-up and output
+   included, no cache): `pglab check` against squawk (`squawk-cli`, when on PATH or named by
+   $SQUAWK; skipped with a message otherwise) and against a bare pglast parse of the same
+   statements in a new Python process, on PostgreSQL's regression suite
+   (`src/test/regress/sql`: the directory argument or $PGLAB_REGRESS_SQL; skipped when absent)
+   and on a generated SQL corpus. Only files that are UTF-8 are given to all three (squawk
+   stops at the first file that is not). Wall seconds (median of --runs) and CPU seconds of the
+   process and its children: the machine may be shared, and CPU time shows the work done.
+2. In-process, on one core (`PGLAB_CHECK_JOBS=1`): statements/s on the generated SQL corpus,
+   files/s on a generated Python codebase, pglast's bare parse rate on the same statements, and
+   the speed-up of a second run on the unchanged tree (the content-keyed cache).
+
+Every figure printed is measured in this run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -174,11 +185,71 @@ def timed(function, repeat: int = 1) -> float:
     return statistics.median(times)
 
 
+BARE_PARSE = """
+import sys
+from pglast import parser
+from pglab.lab.check.sqltext import split_statements
+for path in sys.argv[1:]:
+    with open(path, encoding="utf-8") as handle:
+        for piece in split_statements(handle.read()):
+            try:
+                parser.parse_sql_json(piece.text)
+            except parser.ParseError:
+                pass
+"""
+
+
+def utf8_files(root: Path) -> list[str]:
+    files = []
+    for path in sorted(root.rglob("*.sql")):
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        files.append(str(path))
+    return files
+
+
+def cold(command: list[str], runs: int, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Median wall seconds and median CPU seconds (user + system, children included) of `command`."""
+    walls, cpus = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
+        walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def end_to_end(name: str, files: list[str], runs: int) -> None:
+    squawk = os.environ.get("SQUAWK") or shutil.which("squawk")
+    statements = run(files, Config(), use_cache=False).statements
+    print(f"{name}: {len(files)} UTF-8 files, {statements} statements pglab parsed; cold, end to end, "
+          f"median of {runs} runs")
+    pglab = [sys.executable, "-m", "pglab.lab.cli", "check", "--no-cache", *files]
+    rows = [("pglab check (all cores)", pglab, None),
+            ("pglab check (PGLAB_CHECK_JOBS=1)", pglab, {**os.environ, "PGLAB_CHECK_JOBS": "1"}),
+            ("pglast bare parse", [sys.executable, "-c", BARE_PARSE, *files], None)]
+    if squawk:
+        rows.append(("squawk " + subprocess.run([squawk, "--version"], capture_output=True, text=True)
+                     .stdout.strip().removeprefix("squawk "), [squawk, *files], None))
+    for label, command, env in rows:
+        wall, cpu = cold(command, runs, env)
+        print(f"  {label:34} {wall:6.2f} s wall {cpu:6.2f} s CPU")
+    if not squawk:
+        print("  squawk: not installed (pip install squawk-cli, or SQUAWK=/path/to/squawk): skipped")
+
+
 def main() -> int:
     options = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     options.add_argument("--statements", type=int, default=10_000)
     options.add_argument("--files", type=int, default=1_000)
     options.add_argument("--seed", type=int, default=7)
+    options.add_argument("--runs", type=int, default=5, help="runs of each end-to-end command (median)")
+    options.add_argument("regress", nargs="?", default=os.environ.get("PGLAB_REGRESS_SQL"),
+                         help="PostgreSQL's src/test/regress/sql (or $PGLAB_REGRESS_SQL)")
     args = options.parse_args()
     rng = random.Random(args.seed)
     workspace = Path(tempfile.mkdtemp(prefix="pglab-check-bench-"))
@@ -189,6 +260,12 @@ def main() -> int:
         statements = make_sql_corpus(sql_root, args.statements, rng)
         make_python_corpus(py_root, args.files, rng)
         texts = [piece.text for path in sorted(sql_root.glob("*.sql")) for piece in split_statements(path.read_text())]
+        if args.regress and Path(args.regress).is_dir():
+            end_to_end(f"PostgreSQL regression suite ({args.regress})", utf8_files(Path(args.regress)), args.runs)
+        else:
+            print("PostgreSQL regression suite: no directory given (argument or $PGLAB_REGRESS_SQL): skipped")
+        end_to_end("Generated SQL corpus", utf8_files(sql_root), args.runs)
+        os.environ["PGLAB_CHECK_JOBS"] = "1"  # the in-process figures below are per core
 
         bare_json = timed(lambda: [parser.parse_sql_json(text) for text in texts], repeat=3)
         sample = texts[:2000]  # building pglast's Python nodes is slow: time a sample, scale it

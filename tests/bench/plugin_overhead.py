@@ -1,9 +1,11 @@
 """Benchmark: what the pytest plugin costs a query-heavy suite.
 
-    python tests/bench/plugin_overhead.py [ROUNDS] [--tests N] [--lookups N]
+    python tests/bench/plugin_overhead.py [ROUNDS] [--tests N] [--lookups N] [--small]
 
 Writes a suite of N tests, each sending a few hundred statements through psycopg (point lookups,
-inserts and updates in a transaction with savepoints, an async connection), and runs it three
+inserts and updates in a transaction with savepoints, an async connection), or with `--small` a
+suite of N (default 200) small tests of a handful of statements each, the shape of most real
+suites, where the plugin's per-test costs (checks, plan reads) weigh most; and runs it three
 ways: plugin inactive, `--pglab --pglab-plans off`, and `--pglab` with plan checks on. Modes are
 interleaved round by round and medians are reported, since the machine this runs on is shared.
 
@@ -82,6 +84,20 @@ def test_query_heavy(pglab_db, round_):
     asyncio.run(reads())
 '''
 
+SMALL_SUITE = '''
+import psycopg
+import pytest
+
+
+@pytest.mark.parametrize("round_", range({tests}))
+def test_small(pglab_db, round_):
+    with psycopg.connect(pglab_db) as conn:
+        conn.execute("SELECT name, balance FROM accounts WHERE id = %s", (round_ % 2000 + 1,)).fetchone()
+        conn.execute("INSERT INTO transfers (account_id, amount) VALUES (%s, 1)", (round_ % 2000 + 1,))
+        conn.execute("UPDATE accounts SET balance = balance - 1 WHERE id = %s", (round_ % 2000 + 1,))
+        conn.execute("SELECT count(*) FROM transfers WHERE account_id = %s", (round_ % 2000 + 1,)).fetchone()
+'''
+
 MODES = {
     "plugin inactive": [],
     "--pglab, plans off": ["--pglab", "--pglab-plans", "off"],
@@ -113,7 +129,7 @@ def capture_cost(dsn: str, statements: int = 500, rounds: int = 41) -> tuple[flo
     many short interleaved rounds (short, so a burst of other work lands on both alike)."""
     import psycopg
 
-    from pglab.lab import capture
+    from pglab.lab.plugin import capture
 
     capture.install()
     plain: list[float] = []
@@ -170,14 +186,20 @@ def ratios(figures: dict[str, float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rounds", nargs="?", type=int, default=3)
-    parser.add_argument("--tests", type=int, default=30)
+    parser.add_argument("--tests", type=int, default=None, help="tests in the suite (30, or 200 with --small)")
     parser.add_argument("--lookups", type=int, default=300)
+    parser.add_argument("--small", action="store_true", help="many small tests instead of a few query-heavy ones")
     options = parser.parse_args()
+    options.tests = options.tests or (200 if options.small else 30)
     with tempfile.TemporaryDirectory(prefix="pglab-bench-") as folder, open_test_server() as server:
         directory = Path(folder)
         (directory / "conftest.py").write_text(textwrap.dedent(CONFTEST))
-        (directory / "test_heavy.py").write_text(SUITE.format(tests=options.tests, lookups=options.lookups))
-        per_test = options.lookups + 3 * (options.lookups // 10) + 1
+        if options.small:
+            (directory / "test_small.py").write_text(SMALL_SUITE.format(tests=options.tests))
+            per_test = 4
+        else:
+            (directory / "test_heavy.py").write_text(SUITE.format(tests=options.tests, lookups=options.lookups))
+            per_test = options.lookups + 3 * (options.lookups // 10) + 1
         print(f"{options.tests} tests x ~{per_test} statements each, {options.rounds} rounds, "
               f"server {'embedded' if server.embedded else 'PGLAB_TEST_DSN'}")
         os.environ["PGLAB_TEST_DSN"] = server.dsn

@@ -1,14 +1,21 @@
-"""What one run of the service looks like: where the data is and which code paths run naive."""
+"""What one run of the service looks like: where the data is, which code paths run naive, and
+which path modules a run replaces with a file of its own (a student's attempt, a broken fix)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+APPLICATION_NAME = "pglab-service"  # the prefix; each lab run adds its own tag
+
+DSN_VARIABLE = "PGLAB_SERVICE_DSN"
 
 
 @dataclass(frozen=True)
 class ServiceConfig:
     dsn: str
     naive: frozenset[str] = field(default_factory=frozenset)  # ids whose naive path runs; all others run fixed
+    overrides: tuple[tuple[str, str], ...] = ()  # (id, file): that file's naive/fixed replace the module's
+    application_name: str = APPLICATION_NAME  # what pg_stat_activity shows for the service's sessions
     pool_size: int = 10  # the bounded pool of the fixed paths
     pool_timeout: float = 5.0  # seconds a request waits for a pooled connection before a 503
     stream_chunks: int = 10  # the simulated model emits this many chunks...

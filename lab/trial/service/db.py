@@ -1,20 +1,20 @@
-"""The service's access to Postgres: the pool (when the run uses one), and the counters of
-connections that could not be had, which the lab's "no refused connections" invariant reads."""
+"""The service's access to Postgres: a pool (opened when a path first asks for it), new
+connections for the paths that open their own, and the counters of connections that could not be
+had, which the lab's "no refused connections" invariant reads."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from pglab.lab.trial.service import paths
 from pglab.lab.trial.service.config import ServiceConfig
 
-APPLICATION_NAME = "pglab-service"
 TOO_MANY_CONNECTIONS = "53300"
 
 
@@ -26,31 +26,20 @@ class Database:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.pool: AsyncConnectionPool[Any] | None = None
+        self._opening = asyncio.Lock()
         self.refused = 0  # connection attempts the server turned away
         self.pool_timeouts = 0  # requests that waited longer than the pool timeout
-
-    async def open(self) -> None:
-        if self.config.is_naive("pool_exhaustion"):
-            return  # the naive path connects per request and has no pool
-        self.pool = AsyncConnectionPool(
-            self.config.dsn, min_size=self.config.pool_size, max_size=self.config.pool_size,
-            timeout=self.config.pool_timeout, open=False,
-            kwargs=self._connect_options())
-        await self.pool.open(wait=True, timeout=30)
 
     async def close(self) -> None:
         if self.pool is not None:
             await self.pool.close()
 
-    def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
-        """A connection for one request, got the way this run's pool_exhaustion path says."""
-        return paths.choose("pool_exhaustion", self.config)(self)
-
     def _connect_options(self) -> dict[str, Any]:
-        """Tagged for pg_stat_activity, and with a statement timeout added to the DSN's own options
-        (the lab's search_path is there), so a naive query never outlives its run for long."""
+        """Tagged for pg_stat_activity with this run's name (so the lab ends only its own sessions),
+        and with a statement timeout added to the DSN's own options (the lab's search_path is
+        there), so a naive query never outlives its run for long."""
         options = conninfo_to_dict(self.config.dsn).get("options") or ""
-        return {"autocommit": True, "application_name": APPLICATION_NAME,
+        return {"autocommit": True, "application_name": self.config.application_name,
                 "options": f"{options} -c statement_timeout={self.config.statement_timeout_ms}".strip()}
 
     async def connect(self) -> psycopg.AsyncConnection[Any]:
@@ -63,11 +52,21 @@ class Database:
                 raise Unavailable("the database refused the connection: too many clients") from None
             raise
 
+    async def _pool(self) -> AsyncConnectionPool[Any]:
+        async with self._opening:
+            if self.pool is None:
+                pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+                    self.config.dsn, min_size=self.config.pool_size, max_size=self.config.pool_size,
+                    timeout=self.config.pool_timeout, open=False, kwargs=self._connect_options())
+                await pool.open(wait=True, timeout=30)
+                self.pool = pool
+        return self.pool
+
     @asynccontextmanager
     async def pooled(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        assert self.pool is not None
+        pool = await self._pool()
         try:
-            async with self.pool.connection() as conn:
+            async with pool.connection() as conn:
                 yield conn
         except PoolTimeout:
             self.pool_timeouts += 1

@@ -14,23 +14,34 @@ from typing import Any
 
 from pglab.lab.core.errors import UserError
 from pglab.lab.postgres.launcher import free_port
+from pglab.lab.postgres.leftovers import owner_tag
 from pglab.lab.trial.loadrun import last_lines, spawn, stop
+from pglab.lab.trial.service.config import DSN_VARIABLE
 
 START_TIMEOUT = 30.0
 
 
 @contextmanager
-def running_service(dsn: str, naive: frozenset[str], pool_size: int | None = None) -> Iterator[str]:
-    """The service on 127.0.0.1 with `naive` code paths; yields its base URL."""
+def running_service(dsn: str, naive: frozenset[str], pool_size: int | None = None,
+                    application_name: str | None = None, overrides: dict[str, Path] | None = None) -> Iterator[str]:
+    """The service on 127.0.0.1 with `naive` code paths (and `overrides`: id -> a file whose
+    naive/fixed replace that path's); yields its base URL. Its scratch directory is named after
+    this process, so a later run can sweep it if this one is killed."""
     port = free_port()
-    command = [sys.executable, "-m", "pglab.lab.trial.service", "--dsn", dsn, "--port", str(port)]
+    # The DSN carries the server's password: in the environment, which only this user can read,
+    # not on the command line, which every local user sees in `ps`.
+    command = [sys.executable, "-m", "pglab.lab.trial.service", "--port", str(port)]
     for entry_id in sorted(naive):
         command += ["--naive", entry_id]
+    for entry_id, path in sorted((overrides or {}).items()):
+        command += ["--override", f"{entry_id}={path}"]
     if pool_size is not None:
         command += ["--pool-size", str(pool_size)]
-    with tempfile.TemporaryDirectory(prefix="pglab-service-") as scratch:
+    if application_name:
+        command += ["--application-name", application_name]
+    with tempfile.TemporaryDirectory(prefix=f"pglab-service-{owner_tag()}-") as scratch:
         log = Path(scratch) / "service.log"
-        process = spawn(command, log)
+        process = spawn(command, log, env={DSN_VARIABLE: dsn})
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(process, url, log)

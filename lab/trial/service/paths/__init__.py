@@ -1,14 +1,35 @@
-"""The anti-patterns the service carries in its code, one module per id, each with `naive` and
-`fixed` implementations of the same signature. Discovered by module name: adding an anti-pattern
-to the service is adding a module here, never editing a list."""
+"""The anti-patterns the service carries, one module per id, discovered by module name.
+
+Each module is what a student gets in the classroom, so it stays small and readable:
+
+- `naive` and `fixed`: two implementations with the same signature;
+- `routes(router, impl)`: the HTTP route(s) it serves, calling `impl` (naive or fixed, as the run
+  says); a module whose code is used by other routes (how a request gets its connection, how a
+  post charges its author) declares `ROLE` instead, and the service asks for that role;
+- `PREDICTED`: the invariants its naive path is expected to break, `ENDPOINTS`: the Locust names
+  of the requests whose latency shows it, and `PROBES`: deterministic requests whose answers (and
+  resulting rows) must be the same on both sides;
+- its SQL comes from `fixes/<id>.sql` (`statements(__name__, "naive")`), so the fix that is taught
+  is the fix that is measured.
+
+Adding an anti-pattern to the service is adding a module here, never editing a list.
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
+import re
+from functools import cache
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from pglab.lab.trial.service.config import ServiceConfig
+from pglab.lab.core.fixes import fix_blocks
+
+_STATEMENT_END = re.compile(r";\s*$", re.MULTILINE)
+Probe = tuple[str, str, dict[str, Any] | None]  # method, path, JSON body
 
 
 def available() -> tuple[str, ...]:
@@ -16,7 +37,46 @@ def available() -> tuple[str, ...]:
     return tuple(sorted(module.name for module in pkgutil.iter_modules(__path__)))
 
 
-def choose(entry_id: str, config: ServiceConfig) -> Any:
-    """The implementation this run uses for `entry_id`: naive if the run asks for it, else fixed."""
-    module = importlib.import_module(f"{__name__}.{entry_id}")
-    return module.naive if config.is_naive(entry_id) else module.fixed
+@cache
+def module(entry_id: str) -> ModuleType:
+    return importlib.import_module(f"{__name__}.{entry_id}")
+
+
+def entry_of(module_name: str) -> str:
+    return module_name.rsplit(".", 1)[-1]
+
+
+@cache
+def statements(module_name: str, block: str) -> tuple[str, ...]:
+    """The statements of a block of the path's fix file (comment lines dropped), in order."""
+    text = fix_blocks(entry_of(module_name)).get(block, "")
+    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    return tuple(part.strip() for part in _STATEMENT_END.split(text) if part.strip())
+
+
+def predicted(entry_id: str) -> tuple[str, ...]:
+    return tuple(getattr(module(entry_id), "PREDICTED", ()))
+
+
+def endpoints(entry_id: str) -> tuple[str, ...]:
+    return tuple(getattr(module(entry_id), "ENDPOINTS", ()))
+
+
+def probes(entry_id: str) -> tuple[Probe, ...]:
+    return tuple(getattr(module(entry_id), "PROBES", ()))
+
+
+def by_role() -> dict[str, str]:
+    """role -> id, for the modules whose code other routes use."""
+    return {role: entry_id for entry_id in available() if (role := getattr(module(entry_id), "ROLE", None))}
+
+
+def load_file(entry_id: str, path: str | Path) -> ModuleType:
+    """A file standing in for `entry_id`'s module (a student's attempt, a deliberately broken fix):
+    its `naive` and `fixed` replace the module's; routes and predictions stay the module's."""
+    spec = importlib.util.spec_from_file_location(f"pglab_override_{entry_id}", path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"cannot load {path} for {entry_id}")
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded

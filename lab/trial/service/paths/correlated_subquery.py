@@ -10,26 +10,31 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from pglab.lab.trial.service.paths import statements
 
 PAGE = 200
+PREDICTED = ("p99_under_slo",)
+ENDPOINTS = ("GET /conversations/[id]/tokens",)
+PROBES = (("GET", "/conversations/1/tokens", None), ("GET", "/conversations/9/tokens", None))
 
 
 async def naive(conn: psycopg.AsyncConnection[Any], conversation_id: int) -> list[dict[str, Any]]:
-    cursor = await conn.execute(
-        "SELECT m.id, m.tokens,"
-        " (SELECT sum(e.tokens) FROM messages e WHERE e.conversation_id = m.conversation_id AND e.id <= m.id)"
-        " FROM messages m WHERE m.conversation_id = %s ORDER BY m.id DESC LIMIT %s", (conversation_id, PAGE))
-    return _rows(await cursor.fetchall())
+    (query,) = statements(__name__, "naive")
+    cursor = await conn.execute(query, {"conversation_id": conversation_id, "page": PAGE})
+    return [{"id": i, "tokens": tokens, "running_total": total} for i, tokens, total in await cursor.fetchall()]
 
 
 async def fixed(conn: psycopg.AsyncConnection[Any], conversation_id: int) -> list[dict[str, Any]]:
-    cursor = await conn.execute(
-        "SELECT id, tokens, running_total FROM"
-        " (SELECT id, tokens, sum(tokens) OVER (ORDER BY id) AS running_total"
-        "  FROM messages WHERE conversation_id = %s) AS totals"
-        " ORDER BY id DESC LIMIT %s", (conversation_id, PAGE))
-    return _rows(await cursor.fetchall())
+    (query,) = statements(__name__, "fixed")
+    cursor = await conn.execute(query, {"conversation_id": conversation_id, "page": PAGE})
+    return [{"id": i, "tokens": tokens, "running_total": total} for i, tokens, total in await cursor.fetchall()]
 
 
-def _rows(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    return [{"id": message_id, "tokens": tokens, "running_total": total} for message_id, tokens, total in rows]
+def routes(router: APIRouter, service: Any, impl: Any) -> None:
+    @router.get("/conversations/{conversation_id}/tokens")
+    async def token_history(conversation_id: int) -> Response:
+        async with service.connection() as conn:
+            return service.respond(await impl(conn, conversation_id))

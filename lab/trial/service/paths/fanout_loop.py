@@ -10,16 +10,39 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from fastapi import APIRouter
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from pglab.lab.trial.service.paths import statements
+
+PREDICTED = ("p99_under_slo",)
+ENDPOINTS = ("POST /broadcast",)
+PROBES = (("POST", "/broadcast", {"kind": "probe"}),)
 
 
 async def naive(conn: psycopg.AsyncConnection[Any], kind: str) -> int:
+    recipients, insert = statements(__name__, "naive")
     async with conn.transaction():
-        recipients = await (await conn.execute("SELECT id FROM users")).fetchall()
-        for (user_id,) in recipients:
-            await conn.execute("INSERT INTO notifications (user_id, kind) VALUES (%s, %s)", (user_id, kind))
-    return len(recipients)
+        users = await (await conn.execute(recipients)).fetchall()
+        for (user_id,) in users:
+            await conn.execute(insert, {"user_id": user_id, "kind": kind})
+    return len(users)
 
 
 async def fixed(conn: psycopg.AsyncConnection[Any], kind: str) -> int:
-    cursor = await conn.execute("INSERT INTO notifications (user_id, kind) SELECT id, %s FROM users", (kind,))
+    (fanout,) = statements(__name__, "fixed")
+    cursor = await conn.execute(fanout, {"kind": kind})
     return cursor.rowcount
+
+
+class Broadcast(BaseModel):
+    kind: str
+
+
+def routes(router: APIRouter, service: Any, impl: Any) -> None:
+    @router.post("/broadcast")
+    async def broadcast(message: Broadcast) -> Response:
+        async with service.connection() as conn:
+            count = await impl(conn, message.kind)
+        return service.respond({"recipients": count}, status=201)

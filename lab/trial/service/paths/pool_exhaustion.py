@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 
-if TYPE_CHECKING:
-    from pglab.lab.trial.service.db import Database
+ROLE = "connection"  # every route gets its connection this way
+PREDICTED = ("no_refused_connections", "error_rate_under_budget")
+ENDPOINTS = ()  # every endpoint: all of them need a connection
+PROBES = (("GET", "/conversations/1/messages", None), ("GET", "/users/4/conversations", None))
 
 
 @asynccontextmanager
-async def naive(db: Database) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+async def naive(db: Any) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     conn = await db.connect()
     try:
         yield conn
@@ -29,6 +31,6 @@ async def naive(db: Database) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
 
 
 @asynccontextmanager
-async def fixed(db: Database) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+async def fixed(db: Any) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     async with db.pooled() as conn:
         yield conn

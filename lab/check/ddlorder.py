@@ -1,0 +1,114 @@
+"""The order in which the DDL of many files builds one schema.
+
+File-name order is not dependency order: `create_foreign_keys.sql` sorts before
+`create_tables.sql`, `V10__x.sql` before `V2__y.sql`, and a `drop_tables.sql` applied after
+everything wipes the schema. So: files are taken in natural order (digit runs compared as
+numbers, so migration versions apply in their own order); a file whose ALTERs or indexes name a
+table another file creates waits for that file; and teardown scripts (files whose only DDL is
+DROP, or named as a down migration) are skipped, as is the scratch DDL of Python test modules.
+Statements inside one file keep their order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from pathlib import PurePath
+from typing import Any
+
+from pglab.lab.check import sqlnodes as n
+
+Statement = tuple[str, dict[str, Any], int, int]  # kind, body, line, column
+_DIGITS = re.compile(r"(\d+)")
+_DOWN = re.compile(r"(^|[._-])(down|downgrade|rollback|teardown)([._-]|$)", re.I)
+_NEEDS = ("IndexStmt", "AlterTableStmt", "RenameStmt")
+
+
+def natural_key(path: str) -> tuple[tuple[Any, ...], ...]:
+    """`V2__a.sql` before `V10__b.sql`: digit runs compare as numbers, part by part."""
+    return tuple(tuple(int(chunk) if chunk.isdigit() else chunk.lower() for chunk in _DIGITS.split(part))
+                 for part in PurePath(path).parts)
+
+
+def is_teardown(path: str, statements: list[Statement]) -> bool:
+    """A script that takes the schema down: named as a down migration (`0003_x.down.sql`,
+    `rollback.sql`), or, outside a migration sequence, one whose DDL only drops, tables among
+    them (`drop_tables.sql`). A versioned migration that drops an index or an obsolete table is
+    history to apply in its turn."""
+    if not statements:
+        return False
+    if _DOWN.search(PurePath(path).stem):
+        return True
+    drops_tables = any(kind == "DropStmt" and body.get("removeType") == "OBJECT_TABLE" for kind, body, *_ in statements)
+    return drops_tables and all(kind == "DropStmt" for kind, *_ in statements) and not is_migration(path)
+
+
+def is_test_module(path: str) -> bool:
+    """A Python test module (`test_*.py`, `*_test.py`, `conftest.py`): the tables its setup creates
+    and drops are scratch, not the application's schema."""
+    name = PurePath(path).name
+    return name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py")
+
+
+def _created(statements: list[Statement]) -> set[str]:
+    return {n.relation_name(body.get("relation", {})) for kind, body, *_ in statements if kind == "CreateStmt"}
+
+
+def _needed(statements: list[Statement]) -> set[str]:
+    own = _created(statements)
+    needs = {n.relation_name(body.get("relation", {})) for kind, body, *_ in statements if kind in _NEEDS}
+    return {name for name in needs if name and name not in own}
+
+
+def _creators(kept: list[tuple[str, list[Statement]]]) -> dict[str, int]:
+    """The file that defines each table. When several do (a full schema dump beside the migrations
+    that led to it), the one creating the most tables wins, the later on a tie: it is the schema
+    as it stands, and the others' CREATEs of the same table are history."""
+    sizes = [len(_created(ddl)) for _, ddl in kept]
+    creator: dict[str, int] = {}
+    for index, (_, ddl) in enumerate(kept):
+        for name in _created(ddl):
+            if name not in creator or sizes[index] >= sizes[creator[name]]:
+                creator[name] = index
+    return creator
+
+
+def ordered(files: list[tuple[str, list[Statement]]]) -> list[tuple[str, list[Statement]]]:
+    """`files` (path, DDL) in the order to apply them, teardown scripts left out: each file after
+    the files that define the tables it alters, indexes or creates again."""
+    kept = sorted(((path, ddl) for path, ddl in files
+                   if ddl and not is_teardown(path, ddl) and not is_test_module(path)),
+                  key=lambda item: natural_key(item[0]))
+    creator = _creators(kept)
+    waits_for = [{creator[name] for name in _needed(ddl) | _created(ddl) if name in creator} - {index}
+                 for index, (_, ddl) in enumerate(kept)]
+    done: set[int] = set()
+    ready = [index for index, needs in enumerate(waits_for) if not needs]
+    heapq.heapify(ready)
+    result = []
+    while len(done) < len(kept):
+        if not ready:  # a cycle (two files altering each other's tables): take the earliest left
+            heapq.heappush(ready, min(index for index in range(len(kept)) if index not in done))
+        index = heapq.heappop(ready)
+        if index in done:
+            continue
+        done.add(index)
+        result.append(kept[index])
+        for other, needs in enumerate(waits_for):
+            if other not in done and index in needs:
+                needs.discard(index)
+                if not needs:
+                    heapq.heappush(ready, other)
+    return result
+
+
+_MIGRATION_DIRS = frozenset({"migrations", "migration", "migrate", "updates", "versions", "alembic", "flyway",
+                             "changesets", "changelog"})
+_VERSIONED = re.compile(r"^(V|R__)?\d+([._-]\d+)*([._-]|__)", re.I)
+
+
+def is_migration(path: str) -> bool:
+    """A migration script: in a migrations-like folder, or named by its version (`V3__x.sql`,
+    `0007_add_x.sql`). Its UPDATEs and DELETEs run once, not on every request."""
+    parts = PurePath(path).parts
+    return any(part.lower() in _MIGRATION_DIRS for part in parts[:-1]) or bool(_VERSIONED.match(parts[-1]))

@@ -1,0 +1,210 @@
+"""One lab run: for each repeat, the naive side then the fixed side (ABAB), each from the same data.
+
+The run seeds the chat data once and applies the baseline (every other entry's fix). Each side
+restores the seeded rows (VACUUM ANALYZE included) and, on the fixed side only, applies the
+entry's own migration; it starts the service with the entry's naive or fixed code path, asks the
+probe requests, and runs the entry's Locust profile. It judges the hold phase: invariants, and
+what the runtime detectors report every DETECT_EVERY seconds of the hold and at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from psycopg import sql
+
+from pglab.lab.core.catalogue import load_catalogue
+from pglab.lab.core.errors import UserError
+from pglab.lab.runtime import diagnose
+from pglab.lab.trial import baseline, invariants, probes, seed
+from pglab.lab.trial.loadrun import LoadResult, Summary, profile_constants, profile_path, run_load
+from pglab.lab.trial.server import (
+    Footprint,
+    RunIdentity,
+    end_sessions,
+    installed_extensions,
+    lab_connect,
+    safe_dsn,
+)
+from pglab.lab.trial.service import paths
+from pglab.lab.trial.service.process import running_service, service_stats
+from pglab.lab.trial.verdict import Side
+
+DETECT_EVERY = 1.0  # seconds between two looks of the detectors at the live server during the hold
+LOCUST_START = 1.0  # seconds Locust takes at least to start before its load shape's clock runs
+Progress = Callable[[str, float, float], None]  # (what, done, total)
+
+
+@dataclass
+class LabRun:
+    entry_id: str
+    scale: seed.Scale
+    duration: float
+    workers: int = 0
+    progress: Progress | None = None
+    overrides: dict[str, Path] = field(default_factory=dict)  # id -> a file replacing that path's code
+    identity: RunIdentity = field(default_factory=RunIdentity)
+    footprint: Footprint = field(default_factory=Footprint)
+
+    def run(self, dsn: str, repeats: int) -> tuple[list[Side], list[Side]]:
+        """Seed and apply the baseline once; then naive, fixed, naive, fixed... each side from the
+        seeded data restored, and with the entry's own migration on the fixed side only."""
+        seed.seed(safe_dsn(dsn), self.scale, progress=lambda label, done, total: self._say(
+            f"seeding {self.scale.name}: {label}", done, total))
+        self.apply(dsn, baseline.background_migrations(self.entry_id))
+        with lab_connect(dsn) as conn:
+            baseline_indexes = lab_indexes(conn)
+        naive: list[Side] = []
+        fixed: list[Side] = []
+        for repeat in range(1, repeats + 1):
+            for label, sides, is_fixed in (("naive", naive, False), ("fixed", fixed, True)):
+                self._say(f"{label} {repeat}/{repeats}: restoring the data", 0, 1)
+                seed.restore(safe_dsn(dsn), self.scale)
+                with lab_connect(dsn) as conn:
+                    for index in lab_indexes(conn) - baseline_indexes:  # the entry's own, from a fixed side
+                        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(seed.LAB_SCHEMA, index)))
+                if is_fixed:
+                    self.apply(dsn, baseline.migration(self.entry_id))
+                sides.append(self.run_side(dsn, f"{label} {repeat}/{repeats}", fixed=is_fixed))
+        return naive, fixed
+
+    def apply(self, dsn: str, statements: list[str]) -> None:
+        """Migrations one statement at a time (CREATE INDEX CONCURRENTLY refuses a transaction),
+        noting the extensions they create, then ANALYZE."""
+        with lab_connect(dsn) as conn:
+            before = installed_extensions(conn)
+            for statement in statements:
+                conn.execute(statement)
+            self.footprint.note_extensions(conn, before)
+            for table in seed.TABLES:
+                conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+
+    def run_side(self, dsn: str, label: str, fixed: bool) -> Side:
+        indexes = index_definitions(dsn)
+        naive_paths = frozenset() if fixed else frozenset({self.entry_id}) & frozenset(paths.available())
+        detections: dict[str, dict[str, Any]] = {}
+        notes: list[str] = []
+        detector_timeline: list[dict[str, Any]] = []
+        with running_service(dsn, naive_paths, application_name=self.identity.application_name,
+                             overrides=self.overrides) as url, \
+                invariants.ActivitySampler(dsn, self.identity.application_name) as sampler:
+            answers = probes.answers(url, dsn, self.entry_id) if self.entry_id in paths.available() else []
+            before_stats = service_stats(url)
+            snapshot = diagnose.take_snapshot(dsn)
+            hold = (LOCUST_START + self.duration * 0.3, LOCUST_START + self.duration)
+            last_look = [0.0]
+
+            def during(elapsed: float) -> None:
+                """Progress, and the detectors every DETECT_EVERY seconds of the hold: the gauges
+                (sessions idle in transaction, connections in use) are only seen while they last."""
+                phase = "hold" if elapsed >= hold[0] else "warm-up and ramp"
+                self._say(f"{label}: {phase}", min(elapsed, hold[1]), hold[1])
+                if elapsed >= hold[0] and elapsed - last_look[0] >= DETECT_EVERY:
+                    last_look[0] = elapsed
+                    for found in _detect(dsn, snapshot, detections, notes):
+                        detector_timeline.append({"t": round(elapsed - LOCUST_START, 1), "id": found})
+
+            load = run_load(profile_path(self.entry_id), url, self.duration, self.sample(dsn), self.workers, during)
+            _detect(dsn, snapshot, detections, notes)
+            after_stats = service_stats(url)
+            start, end = load.phase("hold")
+            idle = sampler.longest_idle_in_transaction(start, end)
+            backends = sampler.peak_backends(start, end)
+        end_sessions(dsn, self.identity.application_name)
+        with lab_connect(dsn) as conn:
+            lost = invariants.lost_updates(conn)
+        hold_summary = load.hold()
+        refused = after_stats["refused_connections"] - before_stats["refused_connections"]
+        checks = invariants.evaluate(hold_summary, lost, idle, refused, self.limits())
+        for found, name in invariant_detections(checks).items():
+            detections.setdefault(found, {"id": found, "subject": f"invariant {name}", "message":
+                                          f"the lab's {name} invariant broke ({checks[name].value:g})"})
+        self._say(f"{label}: done", 1, 1)
+        return Side(requests=hold_summary.requests, failures=hold_summary.failures, rps=hold_summary.rps,
+                    p50_ms=hold_summary.p(0.5), p95_ms=hold_summary.p(0.95),
+                    p99_ms=predicted_p99(hold_summary, paths.endpoints(self.entry_id)),
+                    lost_updates=lost, invariants=checks, detections=sorted(detections),
+                    offered_rps=hold_summary.offered_rps, achieved_rps=hold_summary.achieved_rps,
+                    fixes_in_effect=baseline.fixes_in_effect(self.entry_id, fixed), indexes=indexes,
+                    answers=answers,
+                    detector_evidence=list(detections.values()), timeline=timeline(load, sampler),
+                    detector_timeline=detector_timeline, notes=notes, errors=hold_summary.errors,
+                    peak_backends=backends)
+
+    def sample(self, dsn: str) -> dict[str, Any]:
+        """What the load profile needs to know about the data and the server."""
+        with lab_connect(dsn) as conn:
+            row = conn.execute("SELECT current_setting('max_connections')::int").fetchone()
+        return {"users": self.scale.users, "conversations": self.scale.conversations,
+                "hot_conversations": self.scale.hot_conversations, "search_terms": seed.rare_words(50),
+                "max_connections": int(row[0]) if row else 100}
+
+    def limits(self) -> invariants.Limits:
+        constants = profile_constants(self.entry_id)
+        return invariants.Limits(slo_p99_ms=float(constants.get("SLO_P99_MS", invariants.Limits.slo_p99_ms)),
+                                 error_budget=float(constants.get("ERROR_BUDGET", invariants.Limits.error_budget)))
+
+    def _say(self, what: str, done: float, total: float) -> None:
+        if self.progress:
+            self.progress(what, done, total)
+
+
+def lab_indexes(conn: Any) -> set[str]:
+    rows = conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (seed.LAB_SCHEMA,)).fetchall()
+    return {row[0] for row in rows}
+
+
+def index_definitions(dsn: str) -> list[str]:
+    with lab_connect(dsn) as conn:
+        rows = conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = %s ORDER BY indexname",
+                            (seed.LAB_SCHEMA,)).fetchall()
+    return [row[0] for row in rows]
+
+
+def predicted_p99(summary: Summary, names: tuple[str, ...]) -> float:
+    """The worst p99 among the endpoints that run the entry's code (all of them when it names none)."""
+    chosen = [name for name in (names or tuple(summary.endpoints)) if name in summary.endpoints]
+    if not chosen:
+        return summary.p(0.99)
+    return max(summary.endpoint_p(name, 0.99) for name in chosen)
+
+
+def timeline(load: LoadResult, sampler: invariants.ActivitySampler) -> list[dict[str, Any]]:
+    """Per second: the load's figures, and the service's sessions by state."""
+    states = sampler.per_second(load.started_at)
+    points = []
+    for row in load.timeline(1.0):
+        second = int(row["t"])
+        points.append({"t": row["t"], "rps": row["rps"], "p50_ms": row["p50_ms"], "p95_ms": row["p95_ms"],
+                       "p99_ms": row["p99_ms"], "errors": row.get("errors", row.get("failures", 0)),
+                       **states.get(second, {"active": 0, "idle_in_transaction": 0, "waiting_on_locks": 0})})
+    return points
+
+
+def invariant_detections(checks: dict[str, invariants.Check]) -> dict[str, str]:
+    """Entries whose runtime detector is a lab invariant (`RUNTIME_INVARIANT` in the entry's module:
+    no statistic sees a lost update) are detected when that invariant broke: id -> invariant."""
+    return {entry.id: name for entry in load_catalogue()
+            if (name := getattr(entry.module, "RUNTIME_INVARIANT", None)) in checks and not checks[name].held}
+
+
+def _detect(dsn: str, snapshot: Any, detections: dict[str, dict[str, Any]], notes: list[str]) -> list[str]:
+    """Run the detectors once; returns the ids seen for the first time. A failure to connect (a
+    server out of connections) becomes a note."""
+    try:
+        findings, found_notes = diagnose.run_detectors(dsn, before=snapshot)
+    except UserError as error:
+        if f"detectors: {error}" not in notes:
+            notes.append(f"detectors: {error}")
+        return []
+    new = []
+    for found in findings:
+        if found.id not in detections:
+            new.append(found.id)
+            detections[found.id] = {"id": found.id, "message": found.message,
+                                    "subject": str(found.evidence.get("subject", ""))}
+    notes.extend(note for note in found_notes if note not in notes)
+    return new

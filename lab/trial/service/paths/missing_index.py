@@ -1,0 +1,39 @@
+"""A conversation's latest messages, looked up by conversation_id.
+
+The code is the same on both sides; the fix is an index (`migrate` in fixes/missing_index.sql).
+Without it every page is a sequential scan of the whole messages table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from pglab.lab.trial.service.paths import statements
+
+PREDICTED = ("p99_under_slo",)
+ENDPOINTS = ("GET /conversations/[id]/messages",)
+PROBES = (("GET", "/conversations/1/messages", None), ("GET", "/conversations/9/messages", None),
+          ("GET", "/conversations/1500/messages", None))
+
+
+async def naive(conn: psycopg.AsyncConnection[Any], conversation_id: int) -> list[dict[str, Any]]:
+    (query,) = statements(__name__, "naive")
+    cursor = await conn.execute(query, {"conversation_id": conversation_id})
+    return [{"id": i, "user_id": u, "body": b, "created_at": at} for i, u, b, at in await cursor.fetchall()]
+
+
+async def fixed(conn: psycopg.AsyncConnection[Any], conversation_id: int) -> list[dict[str, Any]]:
+    (query,) = statements(__name__, "fixed")
+    cursor = await conn.execute(query, {"conversation_id": conversation_id})
+    return [{"id": i, "user_id": u, "body": b, "created_at": at} for i, u, b, at in await cursor.fetchall()]
+
+
+def routes(router: APIRouter, service: Any, impl: Any) -> None:
+    @router.get("/conversations/{conversation_id}/messages")
+    async def list_messages(conversation_id: int) -> Response:
+        async with service.connection() as conn:
+            return service.respond(await impl(conn, conversation_id))

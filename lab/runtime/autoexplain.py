@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from pglast.parser import ParseError, fingerprint
 
-from pglab.lab.runtime.stats import MARKER, Snapshot, _rows
+from pglab.lab.runtime.stats import MARKER, Snapshot, dict_rows
 from pglab.lab.runtime.values import untyped_literals
 
 SERIALIZATION_FAILURE = "could not serialize access"
@@ -45,7 +45,8 @@ def read_log(conn: psycopg.Connection[Any], before: Snapshot | None, after: Snap
     start = max(start, end - _LOG_READ_LIMIT)
     try:
         with conn.transaction():
-            chunk = _rows(conn, f"SELECT {MARKER} pg_read_binary_file(%s, %s, %s) AS data", (path, start, end - start))
+            chunk = dict_rows(conn, f"SELECT {MARKER} pg_read_binary_file(%s, %s, %s) AS data",
+                              (path, start, end - start))
     except psycopg.Error:
         return None
     return bytes(chunk[0]["data"]).decode("utf-8", "replace")

@@ -120,7 +120,8 @@ def diagnose_window(
         if window.serialization_failures is None:
             notes.append(f"no server log file pglab can read as role {window.after.role!r} (it needs the logging "
                          "collector's file, or pglab's own server, and superuser or pg_read_server_files): "
-                         "serialization failures (SQLSTATE 40001) were not counted")
+                         "serialization failures (SQLSTATE 40001) were not counted, and no auto_explain "
+                         "sample gave real parameter values")
         findings: list[Finding] = []
         for entry_id, module in registry.detector_modules().items():
             check = getattr(module, "check_stats", None)

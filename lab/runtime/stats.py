@@ -114,7 +114,7 @@ class Snapshot:
         return int(self.settings["max_connections"]) - reserved
 
 
-def _rows(conn: psycopg.Connection[Any], query: str, params: Any = None) -> list[dict[str, Any]]:
+def dict_rows(conn: psycopg.Connection[Any], query: str, params: Any = None) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cursor:
         return list(cursor.execute(query, params).fetchall())
 
@@ -131,7 +131,7 @@ def _read_statements(conn: psycopg.Connection[Any], database: str) -> tuple[dict
     text (see `normalised`); or None and the reason. Nested statements (`toplevel = false`: the
     foreign-key checks Postgres runs inside an INSERT, statements inside functions) are not what the
     application sent, and judging them as if it had is how a batched INSERT looks like an N+1."""
-    found = _rows(conn, f"""SELECT {MARKER} n.nspname AS schema FROM pg_extension e
+    found = dict_rows(conn, f"""SELECT {MARKER} n.nspname AS schema FROM pg_extension e
         JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'""")
     if not found:
         return None, (f"pg_stat_statements is not installed in database {database!r} (it needs "
@@ -140,7 +140,7 @@ def _read_statements(conn: psycopg.Connection[Any], database: str) -> tuple[dict
     view = sql.Identifier(found[0]["schema"], "pg_stat_statements").as_string(conn)
     try:
         with conn.transaction():
-            rows = _rows(conn, f"""SELECT {MARKER} * FROM {view}
+            rows = dict_rows(conn, f"""SELECT {MARKER} * FROM {view}
                 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())""")
     except psycopg.Error as error:
         reason = str(error).strip().splitlines()[0]
@@ -162,7 +162,7 @@ def _read_statements(conn: psycopg.Connection[Any], database: str) -> tuple[dict
 
 def take_snapshot_with(conn: psycopg.Connection[Any], previous: Snapshot | None = None) -> Snapshot:
     """A snapshot over an open connection (autocommit); see `pglab.lab.runtime.diagnose.take_snapshot`."""
-    head = _rows(conn, f"""SELECT {MARKER} extract(epoch FROM clock_timestamp())::float8 AS now,
+    head = dict_rows(conn, f"""SELECT {MARKER} extract(epoch FROM clock_timestamp())::float8 AS now,
         current_setting('server_version_num')::int AS version, current_database() AS database,
         current_user AS role, pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER') AS read_all_stats""")[0]
     notes = []
@@ -171,28 +171,28 @@ def take_snapshot_with(conn: psycopg.Connection[Any], previous: Snapshot | None 
                      "statement texts are hidden, so these results are partial")
     # reset_val: what a new session of this database and role starts with, not what pglab's own
     # session has SET (its timeouts)
-    settings = {row["name"]: row["setting"] for row in _rows(
+    settings = {row["name"]: row["setting"] for row in dict_rows(
         conn, f"SELECT {MARKER} name, reset_val AS setting FROM pg_settings WHERE name = ANY(ARRAY{list(SETTINGS)!r})")}
     statements, note = _read_statements(conn, head["database"])
     if note:
         notes.append(note)
-    locked = _rows(conn, LOCKED_RELATIONS_SQL)
+    locked = dict_rows(conn, LOCKED_RELATIONS_SQL)
     locked_oids, locked_names = [row["oid"] for row in locked], {row["relname"] for row in locked}
     if locked_names:
         notes.append(f"left out, locked by another session (ACCESS EXCLUSIVE): {', '.join(sorted(locked_names))}; "
                      "the results cover the other tables")
-    database_stats = _rows(conn, f"SELECT {MARKER} * FROM pg_stat_database WHERE datname = current_database()")[0]
-    predicate_locks = _rows(conn, f"""SELECT {MARKER} count(*) AS n FROM pg_locks WHERE mode = 'SIReadLock'
+    database_stats = dict_rows(conn, f"SELECT {MARKER} * FROM pg_stat_database WHERE datname = current_database()")[0]
+    predicate_locks = dict_rows(conn, f"""SELECT {MARKER} count(*) AS n FROM pg_locks WHERE mode = 'SIReadLock'
         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())""")[0]["n"]
     return Snapshot(
         taken_at=head["now"], version_num=head["version"], database=head["database"], role=head["role"],
         read_all_stats=head["read_all_stats"], settings=settings, database_stats=database_stats,
         statements=statements,
-        tables={row["name"]: row for row in _rows(conn, _TABLES) if row["name"] not in locked_names},
-        indexes=_rows(conn, _INDEXES, {"locked": locked_oids}), activity=_rows(conn, _ACTIVITY.format(
+        tables={row["name"]: row for row in dict_rows(conn, _TABLES) if row["name"] not in locked_names},
+        indexes=dict_rows(conn, _INDEXES, {"locked": locked_oids}), activity=dict_rows(conn, _ACTIVITY.format(
             query_id="query_id" if head["version"] >= 140000 else "NULL::bigint")),
-        blocked=_with_targets(_rows(conn, _BLOCKED)),
-        foreign_keys=[row for row in _rows(conn, _FOREIGN_KEYS) if row["table_name"] not in locked_names],
+        blocked=_with_targets(dict_rows(conn, _BLOCKED)),
+        foreign_keys=[row for row in dict_rows(conn, _FOREIGN_KEYS) if row["table_name"] not in locked_names],
         predicate_locks=int(predicate_locks),
         counters_since=_counters_since(conn), log_position=_log_position(conn), notes=notes,
         previous=_forget_previous(previous),
@@ -202,7 +202,8 @@ def take_snapshot_with(conn: psycopg.Connection[Any], previous: Snapshot | None 
 def _counters_since(conn: psycopg.Connection[Any]) -> float | None:
     """When this database's cumulative counters began: their last reset, else (never reset) the
     server's start, which is a lower bound since PostgreSQL 15 keeps statistics across clean restarts."""
-    row = _rows(conn, f"""SELECT {MARKER} extract(epoch FROM coalesce(stats_reset, pg_postmaster_start_time()))::float8
+    row = dict_rows(conn, f"""SELECT {MARKER}
+        extract(epoch FROM coalesce(stats_reset, pg_postmaster_start_time()))::float8
         AS since FROM pg_stat_database WHERE datname = current_database()""")
     return row[0]["since"] if row else None
 
@@ -218,8 +219,8 @@ def _log_position(conn: psycopg.Connection[Any]) -> tuple[str, int] | None:
     pg_read_server_files); None otherwise. Reading a file is read-only."""
     try:
         with conn.transaction():
-            for row in _rows(conn, _LOG_FILES):
-                size = _rows(conn, f"SELECT {MARKER} (pg_stat_file(%s, true)).size", (row["path"],))
+            for row in dict_rows(conn, _LOG_FILES):
+                size = dict_rows(conn, f"SELECT {MARKER} (pg_stat_file(%s, true)).size", (row["path"],))
                 if size and size[0]["size"] is not None:
                     return row["path"], int(size[0]["size"])
     except psycopg.Error:

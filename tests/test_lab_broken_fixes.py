@@ -2,7 +2,7 @@
 the probes, `not_equivalent`), and one that sheds load with 503s under concurrency (its answers
 to sequential probes look right; the error budget and the goodput rule catch it, `not_cured`).
 
-Each replaces n_plus_one's implementations with a file of its own, the way a student's attempt
+Each replaces correlated_subquery's implementations with a file of its own, the way a student's attempt
 is run, in a real lab run on the embedded server."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pglab.lab.trial.report import run_lab
 DURATION = 6.0
 
 DROPS_ROWS = '''
-from pglab.lab.trial.service.paths.n_plus_one import fixed as real_fixed, naive  # noqa: F401
+from pglab.lab.trial.service.paths.correlated_subquery import fixed as real_fixed, naive  # noqa: F401
 
 
 async def fixed(conn, conversation_id):
@@ -24,7 +24,7 @@ async def fixed(conn, conversation_id):
 
 SHEDS_LOAD = '''
 from pglab.lab.trial.service.db import Unavailable
-from pglab.lab.trial.service.paths.n_plus_one import fixed as real_fixed, naive  # noqa: F401
+from pglab.lab.trial.service.paths.correlated_subquery import fixed as real_fixed, naive  # noqa: F401
 
 in_flight = [0]
 
@@ -43,7 +43,7 @@ async def fixed(conn, conversation_id):
 def _run_with(tmp_path: Path, source: str) -> dict[str, object]:
     override = tmp_path / "attempt.py"
     override.write_text(source)
-    return run_lab("n_plus_one", "small", DURATION, overrides={"n_plus_one": override})
+    return run_lab("correlated_subquery", "small", DURATION, overrides={"correlated_subquery": override})
 
 
 @embedded_only("a full lab run on pglab's own server")
@@ -51,7 +51,7 @@ def test_a_fix_that_drops_rows_is_not_equivalent(tmp_path: Path) -> None:
     report = _run_with(tmp_path, DROPS_ROWS)
     assert report["verdict"] == "not_equivalent", report["reason"]
     assert report["equivalent"] is False
-    assert "GET /conversations/1" in str(report["reason"])
+    assert "GET /conversations/1/tokens" in str(report["reason"])
 
 
 @embedded_only("a full lab run on pglab's own server")

@@ -39,11 +39,11 @@ TIMELINE_FIELDS = {"t", "rps", "p50_ms", "p95_ms", "p99_ms", "errors", "active",
 
 
 def _side(broken: str | None = None, detections: tuple[str, ...] = (), achieved: float = 100.0,
-          answers: tuple[str, ...] = ("same",)) -> Side:
+          answers: tuple[str, ...] = ("same",), offered: float = 100.0) -> Side:
     checks = {name: Check(name != broken, 900 if name == broken else 0, 250)
               for name in ("p99_under_slo", "no_lost_updates", "error_rate_under_budget")}
     return Side(requests=1000, failures=0, rps=achieved, p50_ms=1, p95_ms=2, p99_ms=3, lost_updates=0,
-                invariants=checks, detections=list(detections), offered_rps=100.0, achieved_rps=achieved,
+                invariants=checks, detections=list(detections), offered_rps=offered, achieved_rps=achieved,
                 answers=[{"probe": "GET /x", "status": 200, "body": answer} for answer in answers])
 
 
@@ -59,6 +59,8 @@ PREDICTED = ("p99_under_slo",)
     (_side("p99_under_slo", ("missing_index",)), _side("p99_under_slo"), "not_cured"),
     (_side("p99_under_slo", ("missing_index",)), _side(detections=("missing_index",)), "not_cured"),
     (_side("p99_under_slo", ("missing_index",)), _side(achieved=60.0), "not_cured"),  # sheds: less work done
+    (_side("p99_under_slo", ("missing_index",)), _side(offered=93.0, achieved=92.0), "cured"),  # window edges
+    (_side("p99_under_slo", ("missing_index",)), _side(offered=60.0, achieved=60.0), "not_cured"),  # less load
     (_side("p99_under_slo", ("missing_index",)), _side(answers=("fewer",)), "not_equivalent"),
 ])
 def test_verdict(naive: Side, fixed: Side, expected: str) -> None:

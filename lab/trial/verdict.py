@@ -3,9 +3,11 @@
 `cured` needs all of, in every repeat:
 - the naive side broke an invariant the entry predicts, and its own detector saw it;
 - the fixed side held every invariant, with that detector quiet;
-- the fixed side did at least the work the naive side was offered (goodput: successful requests a
-  second, within GOODPUT_TOLERANCE for the edges of the measured window), so a fix that sheds load
-  or fails fast cannot pass for a cure;
+- the fixed side did the work it was offered (goodput: successful requests a second, within
+  GOODPUT_TOLERANCE for the edges of the measured window), so a fix that sheds load or fails fast
+  cannot pass for a cure; and it was offered the load the naive side was (both sides run the same
+  schedule; the measured offered rates differ only by window edges and late slots, within
+  OFFERED_TOLERANCE, and a larger gap means the sides are not comparable);
 - both sides gave the same answers to the same probe requests, and left the same rows behind.
 
 Otherwise `not_reproduced` (the naive side did not show the predicted harm, or its detector stayed
@@ -23,6 +25,9 @@ from pglab.lab.trial import invariants
 
 VERDICTS = ("cured", "not_reproduced", "not_cured", "not_equivalent")
 GOODPUT_TOLERANCE = 0.05  # the hold window's edges cut a few requests either way
+# The same schedule, measured on two runs: the naive side's backlog of late slots and the window
+# edges moved its measured offered rate by up to 8 % from the fixed side's on an idle machine.
+OFFERED_TOLERANCE = 0.10
 
 
 @dataclass
@@ -83,10 +88,13 @@ def judge(entry_id: str, predicted: tuple[str, ...], naive: Side, fixed: Side) -
             f"{name} ({checks[name].value:g}, limit {checks[name].limit:g})" for name in fixed.broken)
     if entry_id in fixed.detections:
         return "not_cured", f"{entry_id}'s detector still fires on the fixed side"
-    offered = naive.offered_rps or naive.achieved_rps
+    offered = fixed.offered_rps or naive.offered_rps or naive.achieved_rps
     if fixed.achieved_rps < offered * (1 - GOODPUT_TOLERANCE):
-        return "not_cured", (f"the fixed side completed {fixed.achieved_rps:.1f} successful req/s, less than the"
-                             f" {offered:.1f} req/s the naive side was offered")
+        return "not_cured", (f"the fixed side completed {fixed.achieved_rps:.1f} successful req/s of the"
+                             f" {offered:.1f} req/s it was offered")
+    if naive.offered_rps and offered < naive.offered_rps * (1 - OFFERED_TOLERANCE):
+        return "not_cured", (f"the fixed side was offered {offered:.1f} req/s, less than the naive side's"
+                             f" {naive.offered_rps:.1f}: the two sides did not carry the same load")
     return "cured", f"{', '.join(harm)} broken by the naive side, held by the fix; same answers, same work"
 
 

@@ -19,15 +19,6 @@ def search(conn, term):
 '''
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty project directory as the working directory, with the cache kept inside it."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("PGLAB_CACHE_DIR", raising=False)
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
-    return tmp_path
-
-
 def check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     code = main(["check", *args])
     return code, capsys.readouterr().out

@@ -23,14 +23,6 @@ CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL, placed_
 """
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("PGLAB_CACHE_DIR", raising=False)
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
-    return tmp_path
-
-
 def check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     code = main(["check", "--no-cache", *args])
     return code, capsys.readouterr().out

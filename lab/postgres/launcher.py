@@ -89,7 +89,7 @@ def resolve_bin_dir(requested: str | None = None) -> Path:
     return bin_dir
 
 
-def _usable_by_others(bin_dir: Path) -> bool:
+def usable_by_others(bin_dir: Path) -> bool:
     """Whether an unprivileged user can run the binaries (every ancestor traversable)."""
     if not (bin_dir / "postgres").stat().st_mode & stat.S_IXOTH:
         return False
@@ -228,7 +228,7 @@ class EmbeddedPostgres:
         if os.geteuid() == 0:
             _check_reachable(cache, "PGLAB_CACHE_DIR")
             _check_reachable(scratch, "PGLAB_DATA_ROOT")
-            if not _usable_by_others(bin_dir):
+            if not usable_by_others(bin_dir):
                 bin_dir = _world_readable_copy(bin_dir, cache)
         self.port = self.port or free_port()  # a fixed port only when asked for one
         self.password = self.password or secrets.token_urlsafe(24)

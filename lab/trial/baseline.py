@@ -18,11 +18,18 @@ def lab_ids() -> list[str]:
     return [entry.id for entry in load_catalogue() if (resources.files("pglab.loads") / f"{entry.id}.py").is_file()]
 
 
-def migration(entry_id: str) -> list[str]:
-    """The statements of the reference fix's `migrate` block; none when the fix is in code alone."""
+def migration(entry_id: str, block: str = "migrate") -> list[str]:
+    """The statements of a block of the reference fix (`migrate` by default); none when the fix
+    is in code alone."""
     if not (resources.files("pglab.fixes") / f"{entry_id}.sql").is_file():
         return []
-    return list(pglast.split(fix_blocks(entry_id).get("migrate", "")))
+    return list(pglast.split(fix_blocks(entry_id).get(block, "")))
+
+
+def setup(entry_id: str) -> list[str]:
+    """The entry's `setup` block: the data and schema that make its anti-pattern visible (a wide
+    payload, redundant indexes), on both sides of its run and on no other entry's."""
+    return migration(entry_id, "setup")
 
 
 def background_migrations(entry_id: str) -> list[str]:

@@ -1,6 +1,7 @@
 """One lab run: for each repeat, the naive side then the fixed side (ABAB), each from the same data.
 
-The run seeds the chat data once and applies the baseline (every other entry's fix). Each side
+The run seeds the chat data once, applies the entry's own `setup` block and the baseline (every
+other entry's fix). Each side
 restores the seeded rows (VACUUM ANALYZE included) and, on the fixed side only, applies the
 entry's own migration; it starts the service with the entry's naive or fixed code path, asks the
 probe requests, and runs the entry's Locust profile. It judges the hold phase: invariants, and
@@ -54,7 +55,7 @@ class LabRun:
         seeded data restored, and with the entry's own migration on the fixed side only."""
         seed.seed(safe_dsn(dsn), self.scale, progress=lambda label, done, total: self._say(
             f"seeding {self.scale.name}: {label}", done, total))
-        self.apply(dsn, baseline.background_migrations(self.entry_id))
+        self.apply(dsn, baseline.setup(self.entry_id) + baseline.background_migrations(self.entry_id))
         with lab_connect(dsn) as conn:
             baseline_indexes = lab_indexes(conn)
         naive: list[Side] = []

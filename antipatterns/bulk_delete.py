@@ -60,7 +60,7 @@ then `DROP TABLE` removes the files, with no dead tuples and no VACUUM.
 
 ```python
 with psycopg.connect(dsn, autocommit=True) as conn:  # each batch is its own short transaction
-    while conn.execute(DELETE_ONE_BATCH, {"keep": "90 days"}).rowcount:  # the DELETE above
+    while conn.execute(DELETE_ONE_BATCH, {"now": now, "keep": "30 days"}).rowcount:  # the DELETE above
         pass
 ```
 

@@ -33,13 +33,18 @@ calls x time (`total_exec_time`), with calls of the order of the request count.
 
 ## The fix
 
-Take it off the hot path. Maintain the count on write: a per-user counter column updated in the
-same transaction as the change, always atomically (`unread_count = unread_count + 1`, see
-counter_race), and read with a one-row lookup only by the endpoint that shows it. Every path that
-inserts, marks read or deletes notifications (retention jobs too) must keep it in step; a single
-global counter row would become a hot spot (see write_contention). Or, simpler, drop it from the
-middleware and count only where it is shown, capped for a "99+" badge:
-`SELECT count(*) FROM (SELECT 1 FROM notifications WHERE ... LIMIT 100) s`.
+Take it off the hot path. Maintain the count on write, in the same transaction as every write
+that changes it, and read a few rows instead of counting thousands. Every path that inserts,
+marks read or deletes notifications (retention jobs and one-off scripts too) must keep it in
+step, which is why the reference fix does it with statement-level triggers on notifications. They
+append each statement's change per user to a ledger (`unread_deltas`) that the badge sums, rather
+than updating one counter row per user (`unread = unread + 1`, see counter_race): a broadcast to
+every user would update every user's row, and concurrent broadcasts would queue on those row
+locks; a single global counter row would be worse still (see write_contention). A periodic job
+folds each user's ledger rows into one. An index is not the fix: with an index on notifications
+(user_id) the count still reads every one of a busy user's rows and their heap pages, on every
+request. Or, simpler, drop it from the middleware and count only where it is shown, capped for a
+"99+" badge: `SELECT count(*) FROM (SELECT 1 FROM notifications WHERE ... LIMIT 100) s`.
 
 ## Example
 
@@ -50,7 +55,7 @@ middleware and count only where it is shown, capped for a "99+" badge:
 ```python
 @app.middleware("http")
 async def unread_badge(request, call_next):
-    async with pool.connection() as conn:  # every request, every endpoint: COUNT_UNREAD above
+    async with pool.connection() as conn:  # every request, every endpoint: the count above
         cur = await conn.execute(COUNT_UNREAD, {"user_id": request.state.user_id})
         (request.state.unread,) = await cur.fetchone()
     return await call_next(request)
@@ -63,10 +68,10 @@ async def unread_badge(request, call_next):
 {fix:fixed}
 
 ```python
-# no middleware: the badge endpoint reads the counter (READ_UNREAD_COUNTER above); the code that
-# inserts a notification or marks one read adds or subtracts 1 in the same transaction
+# no count in the middleware: the header sums the user's ledger rows (the second statement
+# above), which the triggers keep in step with every write to notifications
 async def unread_badge(conn, user_id):
-    cur = await conn.execute(READ_UNREAD_COUNTER, {"user_id": user_id})
+    cur = await conn.execute(READ_UNREAD, {"user_id": user_id})
     return (await cur.fetchone())[0]
 ```
 

@@ -30,69 +30,58 @@ endpoints slow down or time out while the database CPU stays low.
 ## How pglab detects it
 
 Static: a loop that executes a query and sleeps (`asyncio.sleep`, `time.sleep`) inside a single
-held connection (`pool.connection()`, `connect()`) or transaction block. Runtime: many
-connections idle (or idle in transaction) for long: sessions repeating the same statement whose
-transaction or checkout is far older than their last `state_change`, counted as a share of the
-pool or of `max_connections`.
+held connection (`pool.connection()`, `connect()`) or transaction block. Runtime: sessions whose
+transaction is far older than their last statement and that keep starting the same `SELECT`: a
+loop polling inside one held transaction. A loop that holds its connection in autocommit, outside
+any transaction, leaves no trace that the server can tell from an idle pooled connection; the
+static rule and the pool's wait times are what show it.
 
 ## The fix
 
-Wait without a connection, and let Postgres push the event: LISTEN/NOTIFY. One dedicated
-autocommit connection per process runs `LISTEN` and wakes in-process waiters; writers call
-`pg_notify()` in the transaction that inserts the notification, and it is delivered only if and
-when that transaction commits. Each waiter then runs one short query on a pooled connection.
-Keep payloads small (ids, not rows; the default limit is under 8000 bytes) and treat
-notifications as hints, not a durable log: after the listener reconnects, waiters simply
-re-query. The simpler alternative is to release the connection between polls.
+Hold no connection while waiting. The simple cure: borrow a connection for each look, one short
+query, and give it back before sleeping; a waiting client then costs the pool nothing between
+looks (this is what the lab measures). At scale, let Postgres push the event instead:
+LISTEN/NOTIFY. One dedicated autocommit connection per process runs `LISTEN` and wakes
+in-process waiters; writers call `pg_notify()` in the transaction that inserts the notification,
+and it is delivered only if and when that transaction commits. Each waiter then runs one short
+query on a pooled connection. Keep payloads small (ids, not rows; the default limit is under 8000
+bytes) and treat notifications as hints, not a durable log: after the listener reconnects,
+waiters simply re-query.
 
 ## Example
+
+A client asks for notifications newer than the last one it has, and waits up to `wait` seconds.
 
 ### Naive
 
 {fix:naive}
 
-```python
-async def poll_notifications(user_id: int, since_id: int):
-    async with pool.connection() as conn:  # held for up to 30 s per waiting client
-        for _ in range(30):
-            cur = await conn.execute(UNREAD, {"user_id": user_id})  # the statement above
-            if rows := await cur.fetchall():
-                return rows
-            await asyncio.sleep(1)  # idle in transaction, connection pinned
-        return []
-```
+{path:naive}
 
 ### Fixed
 
-{fix:migrate}
-
 {fix:fixed}
 
+{path:fixed}
+
 ```python
+# at scale: nobody polls; one listener per process wakes the waiters
 waiters: dict[int, asyncio.Event] = {}
 
-async def listen_forever():  # one per process, started with the app
+async def listen_forever():  # started with the app, on a connection of its own
     async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
-        await conn.execute(LISTEN_NOTIFICATIONS)  # the LISTEN above
+        await conn.execute(LISTEN_NOTIFICATIONS)  # LISTEN on the channel the writers NOTIFY
         async for note in conn.notifies():
             if event := waiters.pop(int(note.payload), None):
                 event.set()
 
-async def fetch_new(user_id: int, since_id: int):
-    async with pool.connection() as conn:  # held for one short query
-        cur = await conn.execute(UNREAD, {"user_id": user_id})
-        return await cur.fetchall()
-
-async def poll_notifications(user_id: int, since_id: int):
-    event = waiters.setdefault(user_id, asyncio.Event())  # register before checking
-    if rows := await fetch_new(user_id, since_id):
-        return rows
+async def poll_notifications(service, user_id: int, after: int, wait: float):
+    event = waiters.setdefault(user_id, asyncio.Event())  # register before looking
+    if found := await fixed(service, user_id, after, 0):  # one look, connection given back
+        return found
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout=30)  # no connection held while waiting
-    return await fetch_new(user_id, since_id)
-
-# writer, in the transaction that inserts the notification (delivered at COMMIT):
-#   NOTIFY notifications with the recipient's id as the payload
+        await asyncio.wait_for(event.wait(), timeout=wait)  # no connection held while waiting
+    return await fixed(service, user_id, after, 0)
 ```
 
 ## References

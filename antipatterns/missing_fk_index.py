@@ -33,9 +33,11 @@ time is inside the DELETE. Other sessions wait on the locked rows (`wait_event_t
 
 Static: a foreign-key column (or column set) on the child table that is not the leading key of
 any index on that table (schema from migrations/DDL or the live catalog with `--dsn`). Runtime:
-sequential scans on the child table while parents are deleted or joined: `seq_scan` /
-`seq_tup_read` growth on the child, and FK trigger time dominating `EXPLAIN ANALYZE` of parent
-deletes.
+over a window, an unindexed foreign key on a large child whose parent lost rows while the child
+was scanned sequentially (`n_tup_del` on the parent, `seq_scan` / `seq_tup_read` growth on the
+child), with the foreign-key check's calls and mean time where `pg_stat_statements.track = all`
+shows it; over the counters' whole history (or a window of a day or more), every unindexed foreign
+key on a large child, as a risk.
 
 ## The fix
 

@@ -21,12 +21,12 @@ the rest of the plan.
 
 ## What you see under load
 
-A lookup that should take microseconds (login by email, messages of one day) scales with the
+A lookup that should read a few rows (login by email, the messages of one day) scales with the
 table and burns CPU on function calls. `EXPLAIN` shows a `Seq Scan` with
-`Filter: (lower(email) = 'bob@example.com'::text)` although `users_email_key` exists; in
-`pg_stat_user_indexes` that index's `idx_scan` stays flat while `seq_scan` and `seq_tup_read`
-climb in `pg_stat_user_tables`. `pg_stat_statements` shows the query with high shared blocks per
-call for a single returned row.
+`Filter: ((created_at)::date = '2025-12-17'::date)` or `Filter: (lower(email) = 'bob@example.com'::text)`
+although an index on the column exists; in `pg_stat_user_indexes` that index's `idx_scan` stays
+flat while `seq_scan` and `seq_tup_read` climb in `pg_stat_user_tables`. `pg_stat_statements`
+shows the query with high shared blocks per call for the few rows it returns.
 
 ## How pglab detects it
 
@@ -44,7 +44,8 @@ generated column), or use the `citext` type. Casts usually belong on the value, 
 `id = $1::bigint`, not `id::text = $1`. For dates, compare a range on the raw column,
 `created_at >= $1 AND created_at < $1 + interval '1 day'`: an expression index on
 `created_at::date` is refused for `timestamptz`, because that cast depends on the `TimeZone`
-setting and is not immutable.
+setting and is not immutable. A half-open range (`>=` the day, `<` the next day) uses the index the
+column already has, and takes every instant of the day, which `BETWEEN` and `23:59:59` do not.
 
 ## Example
 

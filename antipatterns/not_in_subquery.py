@@ -11,8 +11,10 @@ yields a single NULL.
 
 SQL's `NOT IN` is three-valued: `x NOT IN (list)` means `x <> ALL (list)`, and if `x` matches
 nothing but the list contains a NULL, the result is NULL, not true, so `WHERE` drops the row.
-One NULL in the subquery (an assistant message with `user_id` NULL) makes the query return no
-rows at all. Because of those semantics the planner cannot turn `NOT IN` into an anti-join, as it
+One NULL in the subquery (an assistant message with `user_id` NULL, a system notification with
+no `message_id`) makes the query return no rows at all; and since no row ever passes, a `LIMIT`
+never fills, so the query reads every outer row, call after call, to return nothing. Because
+of those semantics the planner cannot turn `NOT IN` into an anti-join, as it
 does for `NOT EXISTS`; it runs the subquery as a SubPlan tested against every outer row. If
 it estimates the subquery result fits in a hash table within `work_mem` (times
 `hash_mem_multiplier`), it builds a "hashed SubPlan" once, which is tolerable. If not, it falls
@@ -37,7 +39,8 @@ nobody notices until a report is empty.
 Static: any `NOT IN` whose right-hand side is a subquery (`NOT IN (SELECT ...)`), in SQL
 strings and in Python-embedded SQL; a `NOT IN` over a literal list is not flagged. Runtime: a
 plan with a non-hashed SubPlan under a `NOT` filter (loops close to the outer row count), and,
-as a correctness warning, a subquery column that is nullable in the schema.
+as a correctness warning, a `NOT IN (SELECT ...)` statement that returned no row in any of its
+many calls (`pg_stat_statements`), the mark of a NULL in the subquery.
 
 ## The fix
 
@@ -71,7 +74,7 @@ from pglab.lab.check.rewrite import not_exists
 CODE = "PGL010"
 CATEGORY = "query-shape"
 STATIC_SIGNAL = "NOT IN whose right-hand side is a subquery"
-RUNTIME_SIGNAL = "non-hashed SubPlan under a NOT filter, loops ~ outer rows; wrong with NULLs"
+RUNTIME_SIGNAL = "non-hashed SubPlan under a NOT filter, loops ~ outer rows; a NOT IN that never returns a row"
 FIX_HINT = "rewrite as NOT EXISTS (SELECT 1 FROM inner WHERE inner.col = outer.col)"
 
 # -- static rule ------------------------------------------------------------

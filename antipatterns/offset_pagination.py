@@ -39,18 +39,28 @@ the last row it received, and the query asks for rows strictly after it with a r
 `(created_at, id) < ($2, $3)`. The sort key must be unique, hence the `id` tie-breaker, and an
 index on `(conversation_id, created_at, id)` lets the B-tree descend straight to the cursor
 position and read just one page of entries, at any depth; it is scanned backwards for `DESC`.
+An index on `(conversation_id, created_at)` does nearly as well when timestamps rarely tie: it
+seeks on `created_at` and checks the `id` tie-breaker on the few rows that share one.
 Results stay stable under concurrent inserts. The trade-off is no jumping to page 2,000 directly;
 if the product needs page numbers, cap the maximum offset.
 
 ## Example
 
+The lab's chat service runs exactly this code (`pglab lab run offset_pagination`); its SQL is the
+fix file's. Both sides answer the same pages; the cursor in the `Link: rel="next"` header is
+opaque to the client: an offset on the naive side, the last message's id on the fixed side.
+
 ### Naive
 
 {fix:naive}
 
+{path:naive}
+
 ### Fixed
 
 {fix:fixed}
+
+{path:fixed}
 
 ## References
 

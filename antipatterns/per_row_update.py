@@ -61,8 +61,9 @@ with conn.transaction():
 {fix:fixed}
 
 ```python
-conn.execute(MARK_ALL_READ, {"user_id": user_id})  # one statement for the whole set
-# a chosen subset instead: UPDATE ... WHERE id = ANY(%(ids)s) AND user_id = %(user_id)s
+conn.execute(MARK_ALL_READ, {"user_id": user_id})  # the statement above: one round trip for the set
+# rows the client chose instead: conn.execute(MARK_THESE_READ, {"ids": ids, "user_id": user_id})
+# with UPDATE notifications SET read_at = now() WHERE id = ANY(%(ids)s) AND user_id = %(user_id)s
 ```
 
 ## References

@@ -39,42 +39,41 @@ the service's error counts), with `xact_rollback` growing alongside.
 
 Retry the whole transaction, reads included: on `SerializationFailure` (and `DeadlockDetected`,
 40P01) let it roll back, sleep with jittered exponential backoff and run it again from the start,
-a bounded number of times, with no side effects outside the database inside the retried unit.
-Keep such transactions short, declare read-only ones `READ ONLY`, and index what they read so
-predicate locks stay narrow. When one row is the contention point, READ COMMITTED with an atomic
-UPDATE or `SELECT ... FOR UPDATE` is often simpler.
+a bounded number of times, with no side effects outside the database inside the retried unit
+(the tokenizer call, an e-mail, a payment: done once, before or after, never twice). Keep such
+transactions short, declare read-only ones `READ ONLY`, and index what they read so predicate
+locks stay narrow. When one row is the contention point, as an account's quota is, explicit
+locking is simpler and fails nothing: READ COMMITTED with `SELECT ... FOR UPDATE` on that row
+first (or an atomic conditional `UPDATE`), so an overlapping transaction waits for the lock and
+then reads the committed value. That is the fix the lab measures: the server still logs every
+failed attempt of a retry loop, while a lock makes the attempt unnecessary.
 
 ## Example
+
+A prompt is posted only if it fits its author's token quota; the check, the message and the
+charge run as one transaction.
 
 ### Naive
 
 {fix:naive}
 
-```python
-def add_tokens(conn, user_id, tokens):  # the transaction above, as the application runs it
-    conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
-    with conn.transaction():
-        (used,) = conn.execute(READ_TOTAL, {"user_id": user_id}).fetchone()
-        conn.execute(WRITE_TOTAL, {"user_id": user_id, "new_total": used + tokens})
-    # under concurrency a 40001 serialization failure escapes as a 500
-```
+{path:naive}
 
 ### Fixed
 
 {fix:fixed}
 
-```python
-def add_tokens(conn, user_id, tokens):  # READ COMMITTED: the row lock orders the writers
-    conn.execute(INCREMENT_TOTAL, {"user_id": user_id, "tokens": tokens})
+{path:fixed}
 
-# where SERIALIZABLE is truly needed, retry the whole transaction:
+```python
+# where SERIALIZABLE must stay, retry the whole transaction instead:
 for attempt in range(5):
     try:
-        return serializable_add_tokens(conn, user_id, tokens)
+        return await naive(conn, conversation_id, user_id, body, tokens)  # tokens counted once, before
     except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected):
         if attempt == 4:
             raise
-        time.sleep(random.uniform(0, 0.01 * 2**attempt))  # jittered exponential backoff
+        await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))  # jittered exponential backoff
 ```
 
 ## References

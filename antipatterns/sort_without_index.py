@@ -2,48 +2,51 @@
 
 ## What it is
 
-A "latest N" query, `WHERE conversation_id = $1 ORDER BY created_at DESC LIMIT 50`, where no
-index delivers the rows already in that order after the filter. It returns 50 rows, but to know
-which 50 are the newest Postgres has to read and sort every message of the conversation first.
+A "newest N" query, `WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT 20`, where no
+index delivers the filtered rows already in that order. It returns 20 rows, but to know which 20
+are the newest Postgres has to read and sort every row that matches the filter first. The usual
+culprit is an index on the filter column alone (the foreign-key index on `owner_id`): it finds
+the rows, not their order.
 
 ## Why it hurts
 
-With only an index on `conversation_id` (or none), the executor fetches all M matching rows and
-feeds them to a `Sort` node. Because of the `LIMIT`, the sort is bounded: a top-N heapsort that
-keeps only 50 tuples in memory, so it is cheap in memory, but every matching row is still read
-from the heap and compared, O(M log 50). Latency is proportional to the size of the
-conversation, not to the page. Without the `LIMIT`, or with a big one, it becomes a full sort
-that spills to temporary files once it exceeds `work_mem`. A B-tree on `(conversation_id,
-created_at)` holds the entries of one conversation in `created_at` order, so the executor can
-read them (backwards for `DESC`) and stop after 50. An index on `created_at` alone is a trap:
-the planner may walk it backwards filtering on `conversation_id`, fast for a busy conversation
-and close to a full index scan for a quiet one.
+With only an index on `owner_id` (or none), the executor fetches all M matching rows and feeds
+them to a `Sort` node. Because of the `LIMIT`, the sort is bounded: a top-N heapsort that keeps
+only 20 tuples in memory, so it is cheap in memory, but every matching row is still read from the
+heap and compared, O(M log 20). Latency is proportional to how many rows match, not to the page:
+an owner with five conversations never notices, an integration account with forty thousand pays
+for all of them on every page. Without the `LIMIT`, or with a big one, it becomes a full sort
+that spills to temporary files once it exceeds `work_mem`. A B-tree on `(owner_id, created_at,
+id)` holds one owner's entries in order, so the executor reads them backwards for `DESC` and
+stops after 20. An index on the sort column alone is a trap: the planner may walk it backwards
+filtering on the owner, fast for a busy owner and close to a full index scan for a quiet one.
 
 ## What you see under load
 
-Latency of "open a conversation" that grows with the conversation, with the biggest ones in the
-p99. `EXPLAIN (ANALYZE, BUFFERS)` shows `Limit` over `Sort` (`Sort Key: created_at DESC`,
-`Sort Method: top-N heapsort`) over a `Bitmap Heap Scan` or `Seq Scan` whose actual rows are far
-above the limit. `pg_stat_statements` shows `rows / calls` at the page size while shared blocks
-per call and `mean_exec_time` grow; unbounded variants add `temp_blks_written` and
+Latency of "open the inbox" that grows with the owner's history, with the biggest owners in the
+p99. `EXPLAIN (ANALYZE, BUFFERS)` shows `Limit` over `Sort` (`Sort Key: created_at DESC, id
+DESC`, `Sort Method: top-N heapsort`) over a `Bitmap Heap Scan` or `Seq Scan` whose actual rows
+are far above the limit. `pg_stat_statements` shows `rows / calls` at the page size while shared
+blocks per call and `mean_exec_time` grow; unbounded variants add `temp_blks_written` and
 `Sort Method: external merge`.
 
 ## How pglab detects it
 
 Static: `ORDER BY` with `LIMIT` where no index has the equality-filter columns followed by the
 sort columns (in matching or fully reversed directions). Runtime: a `Sort` node (top-N heapsort)
-under a `Limit` whose input has many more rows than the limit returns.
+under a `Limit`, fed by a table scan of many more rows than the limit returns.
 
 ## The fix
 
 Create a composite index: the equality-filter columns first, then the sort column(s), so one
 index range is already in output order and the plan becomes `Limit` over an `Index Scan
-Backward` with no `Sort` node. A B-tree can be read in either direction, so `(conversation_id,
-created_at)` serves both `ASC` and `DESC`; a mixed order (`a ASC, b DESC`) needs the index
-declared with those directions. Add a unique tie-breaker (`id`) to the sort and the index if
-pages must be deterministic (see offset_pagination). If an index covers only a prefix of the
-sort keys, Postgres 13+ can use an `Incremental Sort`. The old single-column index on
-`conversation_id` is now redundant (see write_amplification).
+Backward` with no `Sort` node. A B-tree can be read in either direction, so `(owner_id,
+created_at, id)` serves both `created_at DESC, id DESC` and `created_at, id`; a mixed order
+(`created_at DESC, id`) needs the index declared with those directions. Keep a unique
+tie-breaker (`id`) in the sort and the index so pages are deterministic (see offset_pagination).
+If an index covers only a prefix of the sort keys, Postgres 13+ can use an `Incremental Sort`.
+The old single-column index on `owner_id` is now redundant for reads (the composite one serves
+the foreign key too; see write_amplification).
 
 ## Example
 
@@ -67,7 +70,7 @@ sort keys, Postgres 13+ can use an `Incremental Sort`. The old single-column ind
 """
 
 from pglab.lab.check import sqlnodes as n
-from pglab.lab.check.shape import equality_columns, unique_lookup
+from pglab.lab.check.shape import duplicate_lookup, equality_columns, unique_lookup
 
 CODE = "PGL009"
 CATEGORY = "indexing"
@@ -105,6 +108,8 @@ def check_sql_SelectStmt(node: dict, ctx) -> None:
         return
     equal = equality_columns(node.get("whereClause"), tables).get(table.name, set())
     if any(_covered(index.keys, equal, order) for index in table.btree_indexes()):
+        return
+    if duplicate_lookup(node, table, tables, order):
         return
     wanted = ", ".join([*sorted(equal), *order])
     ctx.report(sort[0], f"ORDER BY {', '.join(order)} LIMIT with no index on {table.name} ({wanted}): every "

@@ -44,15 +44,15 @@ in a background job using `COPY` or a server-side cursor, not in a request.
 
 ## Example
 
+The lab's chat service runs exactly this code (`pglab lab run unbounded_results`); its SQL is the
+fix file's. The page and its `Link: rel="next"` cursor are the same on both sides: only where the
+page is cut differs.
+
 ### Naive
 
 {fix:naive}
 
-```python
-def recent_messages(conn):
-    # 40 rows in development, every message of the day in production, all sent to the client
-    return conn.execute(RECENT_MESSAGES).fetchall()
-```
+{path:naive}
 
 ### Fixed
 
@@ -60,10 +60,7 @@ def recent_messages(conn):
 
 {fix:fixed}
 
-```python
-def recent_messages(conn):  # one page; the next page continues after the last (created_at, id)
-    return conn.execute(RECENT_MESSAGES_PAGE).fetchall()
-```
+{path:fixed}
 
 ## References
 
@@ -82,7 +79,6 @@ from pglab.lab.check.shape import (
     driven_by_input,
     is_aggregate,
     keyset_hint,
-    limited_source,
     list_lookup,
     reads_only_system_catalogs,
     unique_lookup,
@@ -102,12 +98,14 @@ def check_query(query, ctx) -> None:
     body = query.body
     if query.kind != "SelectStmt" or body.get("op", "SETOP_NONE") != "SETOP_NONE":
         return
-    if body.get("limitCount") or body.get("intoClause") or is_aggregate(body):
+    if body.get("limitCount") or body.get("intoClause") or query.unseen:  # unseen: its WHERE may be a variable
         return
     if not any(kind in ("RangeVar", "JoinExpr") for kind, _ in map(n.unwrap, body.get("fromClause", []))):
         return
+    if (not query.json or query.has("FuncCall")) and is_aggregate(body):  # no call: no aggregate, no walk
+        return
     if unique_lookup(body, ctx.schema, lists=True) or bounded_groups(body, ctx.schema) \
-            or driven_by_input(body) or limited_source(body) or list_lookup(body, ctx.schema) \
+            or driven_by_input(body) or list_lookup(body, ctx.schema) \
             or reads_only_system_catalogs(body):
         return
     if query.call is None and aiosql_single_row(query, ctx.texts.get(query.path, "")):

@@ -33,8 +33,12 @@ n_tup_upd`). Autovacuum runs on the table take long, much of it in the `vacuumin
 
 Static: overlapping indexes in the schema: two indexes on the same columns, or one whose key
 columns are a leading prefix of another's, with the same access method and partial predicate
-(the one to drop is never one that enforces a constraint). Runtime: `idx_scan = 0` on indexes of
-write-heavy tables, and a low HOT-update ratio (`n_tup_hot_upd / n_tup_upd`).
+(the one to drop is never one that enforces a constraint). Runtime: on a write-heavy table (1,000
+index-writing row changes in the window, or 50 a second over at least 3 seconds), an index whose
+key columns lead another of the same kind, whatever the window, or one with `idx_scan = 0` over
+counters that cover at least a day; the HOT-update ratio (`n_tup_hot_upd / n_tup_upd`) is reported
+with it. The lab measures the harm itself: the WAL bytes the service's statements write per
+successful write request (`wal_bytes` in `pg_stat_statements`), against a budget per message.
 
 ## The fix
 

@@ -49,9 +49,10 @@ parents in a fixed order: a shorter hold and no deadlocks, but still a queue.
 {fix:naive}
 
 ```python
-with conn.transaction():  # INSERT_MESSAGE, then BUMP_CONVERSATION: the two statements above
-    conn.execute(INSERT_MESSAGE, {"conversation_id": cid, "user_id": user_id, "body": body})
-    conn.execute(BUMP_CONVERSATION, {"conversation_id": cid})  # every sender queues here until COMMIT
+async with conn.transaction():  # the first statement above, then the post's own work
+    await conn.execute(TOUCH, {"conversation_id": cid})  # row-locked from here until COMMIT...
+    tokens = await charge(conn, user_id, body)  # ...through the tokenizer call and the charge...
+    await conn.execute(INSERT_MESSAGE, {...})  # ...so every other post to `cid` queues behind it
 ```
 
 ### Fixed
@@ -61,8 +62,9 @@ with conn.transaction():  # INSERT_MESSAGE, then BUMP_CONVERSATION: the two stat
 {fix:fixed}
 
 ```python
-conn.execute(INSERT_MESSAGE, {"conversation_id": cid, "user_id": user_id, "body": body})
-# no parent UPDATE: the count and the last activity are read from messages, through the index above
+async with conn.transaction():  # no parent UPDATE: the read derives the last activity (above)
+    tokens = await charge(conn, user_id, body)
+    await conn.execute(INSERT_MESSAGE, {...})
 ```
 
 ## References

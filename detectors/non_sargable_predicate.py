@@ -8,6 +8,7 @@ stays quiet rather than guess, and the plain missing_index rule speaks instead.
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from pglab.lab.core.findings import Finding
 from pglab.lab.runtime.plans import PlanView, iter_scans
@@ -15,7 +16,7 @@ from pglab.lab.runtime.registry import finding
 
 SUPERSEDES = ("missing_index",)
 # Parameters for the statements of fixes/non_sargable_predicate.sql, with which the tests prove this plan rule.
-EXAMPLE_PARAMS: dict[str, object] = {"email": "User77@example.com"}
+EXAMPLE_PARAMS: dict[str, object] = {"day": date(2025, 12, 17), "next_day": date(2025, 12, 18)}
 THRESHOLDS = {
     "min_table_rows": 10_000,
     "min_removed_fraction": 0.5,
@@ -29,7 +30,7 @@ _CAST = re.compile(rf"\(({_IDENT})\)::([\w ]+)")
 def wrapped_columns(condition: str) -> list[tuple[str, str]]:
     """(column, wrapping) for every column a condition passes through a function or a cast."""
     found = [(column, f"{function}({column})") for function, column in _CALL.findall(condition)]
-    found += [(column, f"{column}::{target}") for column, target in _CAST.findall(condition)]
+    found += [(column, f"{column}::{target.strip()}") for column, target in _CAST.findall(condition)]
     return [(column.rsplit(".", 1)[-1], wrapping) for column, wrapping in found]
 
 

@@ -11,8 +11,11 @@ from pglab.lab.core.findings import Finding
 from pglab.lab.runtime.plans import Node, PlanView
 from pglab.lab.runtime.registry import finding
 
-# Parameters for the statements of fixes/offset_pagination.sql, with which the tests prove this plan rule.
-EXAMPLE_PARAMS: dict[str, object] = {"offset": 20_000, "after_id": 20_000}
+# Parameters for the statements of fixes/offset_pagination.sql, with which the tests prove this plan rule:
+# page 41 of a conversation's history, by OFFSET (naive) and after a message's key (fixed). It needs
+# conversations longer than 2,050 messages: EXAMPLE_SEED is the tests' seed_chat() sizes for that.
+EXAMPLE_PARAMS: dict[str, object] = {"conversation_id": 1, "rows": 51, "offset": 2_000, "after_id": 20_000}
+EXAMPLE_SEED = {"conversations": 10}  # 30,000 messages over 10 conversations: 3,000 each
 THRESHOLDS = {
     "min_rows_skipped": 1_000,
     "min_skip_ratio": 10,  # rows skipped per row returned

@@ -12,7 +12,7 @@ from pglab.lab.runtime.plans import Node, PlanView
 from pglab.lab.runtime.registry import finding
 
 # Parameters for the statements of fixes/sort_without_index.sql, with which the tests prove this plan rule.
-EXAMPLE_PARAMS: dict[str, object] = {}
+EXAMPLE_PARAMS: dict[str, object] = {"user_id": 1}  # an integration account of its setup block
 THRESHOLDS = {"min_rows_sorted": 10_000}
 _PASS_THROUGH = ("Gather", "Gather Merge")
 

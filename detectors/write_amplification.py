@@ -9,7 +9,11 @@ Index writes are inserts and non-HOT updates: a DELETE only marks the heap tuple
 no index entry, and a HOT update writes none either. "Unused" is a claim about a period: an index
 not scanned in five seconds may serve a nightly report, so it is made only when the counters cover
 at least `min_unused_seconds` (a day: one full cycle of a daily workload); a duplicate index is
-redundant whatever the window.
+redundant whatever the window. A table is write-heavy when the window saw `min_writes` index
+writes, or, over a window of seconds (a lab run, a short watch of a live server), when it took
+them at `min_writes_per_second` over at least `min_rate_seconds`: a count alone would call a
+table taking 150 rows a second quiet for its first six seconds, and a window of a moment is too
+short to call anything a rate.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from pglab.lab.runtime.registry import finding
 from pglab.lab.runtime.stats import Window
 
 THRESHOLDS = {
-    "min_writes": 1_000,  # index writes (inserts + non-HOT updates) in the window
+    "min_writes": 1_000,  # index writes (inserts + non-HOT updates) in the window, however long
+    "min_writes_per_second": 50,  # ... or this rate (4.3 million rows a day) over a window at least
+    "min_rate_seconds": 3,  # this long
     "min_unused_seconds": 86_400,  # an index is called unused only over a window this long
 }
 
@@ -50,6 +56,13 @@ def _serves_foreign_key(index: dict[str, Any], window: Window) -> bool:
                for key in window.after.foreign_keys)
 
 
+def _write_heavy(writes: float, seconds: float | None, limits: dict[str, float]) -> bool:
+    if writes >= limits["min_writes"]:
+        return True
+    return seconds is not None and seconds >= limits["min_rate_seconds"] and (
+        writes >= limits["min_writes_per_second"] * seconds)
+
+
 def check_stats(window: Window, limits: dict[str, float]) -> list[Finding]:
     scans = window.index_scans()
     covered = window.describe()["seconds"]
@@ -60,7 +73,7 @@ def check_stats(window: Window, limits: dict[str, float]) -> list[Finding]:
     findings = []
     for table in window.tables():
         writes = table["n_tup_ins"] + table["n_tup_upd"] - table["n_tup_hot_upd"]
-        if writes < limits["min_writes"]:
+        if not _write_heavy(writes, covered, limits):
             continue
         indexes = by_table.get(table["name"], [])
         redundant = {}

@@ -1,20 +1,30 @@
--- missing_timeouts: nothing bounds how long a statement may run or a transaction may sit idle.
--- The migrate block sets defaults for every new session of the current database.
+-- missing_timeouts: nothing bounds how long a statement may run, a transaction may sit idle, or a
+-- request may wait for a pooled connection. The lab's code path is
+-- lab/trial/service/paths/missing_timeouts.py: sharing a link in a conversation bumps the conversation's
+-- last activity, then fetches the link's preview inside the transaction that holds that row lock. When the preview
+-- host hangs, the transaction sits idle in transaction, locked, until the HTTP client gives up (5 s);
+-- every other share in that conversation queues on the lock holding a pooled connection, and the
+-- pool runs dry for every endpoint. The fix is the service's session settings, given to every
+-- connection it opens (libpq options):
+--     -c statement_timeout=15000 -c idle_in_transaction_session_timeout=1000
+-- and a 5 s pool acquire timeout; the abandoned transaction is ended after 1 s and its lock freed.
+-- Blocks use psycopg named parameters (%(name)s).
 
 -- name: setup
 -- nothing to add: statement_timeout and idle_in_transaction_session_timeout default to 0
 
 -- name: naive
-SELECT m.conversation_id, count(*) FROM messages m JOIN messages n ON n.user_id = m.user_id GROUP BY 1;
+UPDATE conversations SET updated_at = now() WHERE id = %(conversation_id)s;
+INSERT INTO messages (conversation_id, user_id, body, tokens)
+VALUES (%(conversation_id)s, %(user_id)s, %(body)s, 0)
+RETURNING id;
 
 -- name: migrate
-DO $$
-BEGIN
-    EXECUTE format('ALTER DATABASE %I SET statement_timeout = %L', current_database(), '5s');
-    EXECUTE format('ALTER DATABASE %I SET idle_in_transaction_session_timeout = %L', current_database(), '10s');
-    EXECUTE format('ALTER DATABASE %I SET lock_timeout = %L', current_database(), '2s');
-END
-$$;
+-- nothing to migrate: the fix is the session settings (statement_timeout,
+-- idle_in_transaction_session_timeout as connection options, and the pool's acquire timeout)
 
 -- name: fixed
-SELECT m.conversation_id, count(*) FROM messages m JOIN messages n ON n.user_id = m.user_id GROUP BY 1;
+UPDATE conversations SET updated_at = now() WHERE id = %(conversation_id)s;
+INSERT INTO messages (conversation_id, user_id, body, tokens)
+VALUES (%(conversation_id)s, %(user_id)s, %(body)s, 0)
+RETURNING id;

@@ -1,20 +1,30 @@
--- serializable_no_retry: a SERIALIZABLE read-modify-write of the account total with no retry: when
--- two run together, one fails with SQLSTATE 40001 and the error reaches the user.
--- Blocks use psycopg named parameters (%(name)s); the naive block runs in one transaction.
+-- serializable_no_retry: a prompt is posted only if it fits its author's token quota. To stop two
+-- concurrent posts from both passing the quota check, the naive code runs the check, the message
+-- and the charge in one SERIALIZABLE transaction, and handles no serialization failure: when two
+-- posts of one account overlap, one fails with SQLSTATE 40001 and its user gets a 500.
+-- The fix runs the same statements at READ COMMITTED and locks the account row first (explicit
+-- locking): an overlapping post waits for the lock, then reads the committed total; nothing fails
+-- and nothing needs a retry. (Where SERIALIZABLE must stay, the fix is to re-run the whole
+-- transaction on 40001 with jittered backoff.)
+-- Blocks use psycopg named parameters (%(name)s); `naive` and `fixed` each run as one transaction.
 
 -- name: setup
--- nothing to add
+-- every account has a token quota (its plan's monthly allowance); account 9 has used all of its own
+ALTER TABLE users ADD COLUMN token_quota bigint NOT NULL DEFAULT 1000000;
+UPDATE users SET token_quota = tokens_used WHERE id = 9;
 
 -- name: naive
-BEGIN ISOLATION LEVEL SERIALIZABLE;
-SELECT tokens_used FROM users WHERE id = %(user_id)s;
-UPDATE users SET tokens_used = %(new_total)s WHERE id = %(user_id)s;
-COMMIT;
+SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;
+SELECT tokens_used, token_quota FROM users WHERE id = %(user_id)s;
+INSERT INTO messages (conversation_id, user_id, body, tokens)
+VALUES (%(conversation_id)s, %(user_id)s, %(body)s, %(tokens)s) RETURNING id;
+UPDATE users SET tokens_used = tokens_used + %(tokens)s WHERE id = %(user_id)s;
 
 -- name: migrate
--- nothing to migrate
+-- nothing to migrate: the fix is the transaction's isolation level and its row lock
 
 -- name: fixed
--- READ COMMITTED with an atomic increment: the row lock orders the writers, nothing to retry.
--- (Where SERIALIZABLE is truly needed, retry the whole transaction on 40001 with backoff.)
+SELECT tokens_used, token_quota FROM users WHERE id = %(user_id)s FOR UPDATE;
+INSERT INTO messages (conversation_id, user_id, body, tokens)
+VALUES (%(conversation_id)s, %(user_id)s, %(body)s, %(tokens)s) RETURNING id;
 UPDATE users SET tokens_used = tokens_used + %(tokens)s WHERE id = %(user_id)s;

@@ -161,3 +161,34 @@ def test_a_renamed_table_stays_in_its_schema(tmp_path: Path) -> None:
                                          "ALTER TABLE stats.orders_new RENAME TO orders;\n")
     tables = check(tmp_path, "missing_index").schema.tables
     assert "customer_id" in tables["orders"].columns and "stats.orders" in tables
+
+
+def test_alembic_revisions_apply_in_their_down_revision_order(tmp_path: Path) -> None:
+    """The hash prefixes sort the index's removal before its creation; the chain does not."""
+    versions = tmp_path / "alembic" / "versions"
+    versions.mkdir(parents=True)
+    (versions / "0c3e_drop_customer_index.py").write_text('''\
+from alembic import op
+
+revision = "0c3e"
+down_revision = "f7a1"
+
+
+def upgrade():
+    op.drop_index("orders_customer_idx", table_name="orders")
+''')
+    (versions / "f7a1_orders.py").write_text('''\
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "f7a1"
+down_revision = None
+
+
+def upgrade():
+    op.create_table("orders", sa.Column("id", sa.BigInteger, primary_key=True),
+                    sa.Column("customer_id", sa.BigInteger, nullable=False))
+    op.create_index("orders_customer_idx", "orders", ["customer_id"])
+''')
+    orders = check(tmp_path, "missing_index").schema.tables["orders"]
+    assert not orders.leads("customer_id")

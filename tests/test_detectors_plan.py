@@ -26,7 +26,7 @@ def naive_and_fixed(entry_id: str) -> tuple[str, str]:
 
 @pytest.fixture
 def chat(pg_conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
-    seed_chat(pg_conn, users=12_000)
+    seed_chat(pg_conn, users=12_000, notifications=12_000)
     return pg_conn
 
 
@@ -34,6 +34,9 @@ def chat(pg_conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
 def test_naive_statement_trips_the_rule_and_the_fix_quiets_it(chat: psycopg.Connection[Any], entry_id: str) -> None:
     module = PLAN_RULES[entry_id]
     params = module.EXAMPLE_PARAMS
+    if hasattr(module, "EXAMPLE_SEED"):  # a rule that needs other data than the shared fixture's
+        chat.execute("DROP TABLE notifications, messages, conversation_members, conversations, users")
+        seed_chat(chat, users=12_000, **module.EXAMPLE_SEED)
     for name, value in getattr(module, "EXAMPLE_SETTINGS", {}).items():
         chat.execute(psycopg.sql.SQL("SET {} = {}").format(psycopg.sql.Identifier(name), psycopg.sql.Literal(value)))
     analyses = (True, False) if getattr(module, "EXAMPLE_ANALYZE", True) else (False,)
@@ -83,6 +86,8 @@ def test_small_tables_are_never_flagged(pg_conn: psycopg.Connection[Any]) -> Non
         naive, _ = naive_and_fixed(entry_id)
         if entry_id == "select_star_payload":
             continue  # payload size, not table size, is that rule's gate
+        if entry_id == "sort_without_index":
+            continue  # its setup gives five owners 40,000 conversations each: deliberately not small
         small = {**params, "offset": 500} if "offset" in params else params  # skips stay under the gate
         small = {**small, "page": 20} if "page" in small else small  # 20 runs over 100-message conversations
         found = check_statement(pg_conn, naive, small or None)

@@ -73,27 +73,6 @@ def test_streaming_txn(chat_dsn: str) -> None:
         app.execute(charge, reply)
 
 
-def test_long_poll_connection(chat_dsn: str) -> None:
-    (poll,) = block("long_poll_connection", "naive")
-    limits = {"long_poll_connection": {"min_transaction_seconds": 1.0}}
-    with psycopg.connect(chat_dsn) as app:  # naive: polls inside one transaction it keeps open
-        for _ in range(8):
-            app.execute(poll, {"user_id": 1}).fetchall()
-            time.sleep(0.2)
-        found = detected(chat_dsn, **limits)
-        app.rollback()
-    assert "long_poll_connection" in found and "streaming_txn" not in found
-    listen, read = block("long_poll_connection", "fixed")
-    with psycopg.connect(chat_dsn, autocommit=True) as app, psycopg.connect(chat_dsn, autocommit=True) as writer:
-        app.execute(listen)
-        for _ in range(4):  # each NOTIFY wakes the listener, which reads once and holds nothing
-            writer.execute("NOTIFY notifications, '1'")
-            next(app.notifies(timeout=5, stop_after=1))
-            app.execute(read, {"user_id": 1}).fetchall()
-            time.sleep(0.3)
-        assert "long_poll_connection" not in detected(chat_dsn, **limits)
-
-
 def test_missing_timeouts(chat_dsn: str) -> None:
     limits = {"missing_timeouts": {"min_seconds": 1.0}}
 

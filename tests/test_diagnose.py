@@ -82,7 +82,7 @@ def test_diagnose_writes_nothing(pgss_dsn: str) -> None:  # noqa: F811
                                      "WHERE datname = current_database()").fetchone()
     digests = table_digests(pgss_dsn)
     for args in (("--format", "json"), ("--watch", "1", "--format", "json")):
-        assert run_pglab("diagnose", "--dsn", pgss_dsn, *args).returncode == 1
+        assert run_pglab("diagnose", "--dsn", pgss_dsn, *args).returncode in (0, 1)  # 1 s may see nothing
     with psycopg.connect(pgss_dsn, autocommit=True) as conn:
         ran = [row[0] for row in conn.execute(
             "SELECT query FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "

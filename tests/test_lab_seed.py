@@ -7,9 +7,22 @@ import pytest
 
 from pglab.lab.core.errors import UserError
 from pglab.lab.trial import invariants
-from pglab.lab.trial.seed import LAB_SCHEMA, SCALES, Scale, get_scale, lab_dsn, rare_words, seed, word
+from pglab.lab.trial.seed import (
+    LAB_SCHEMA,
+    SCALES,
+    SYSTEM_EVERY,
+    Scale,
+    get_scale,
+    lab_dsn,
+    rare_words,
+    restore,
+    seed,
+    word,
+)
 
 TINY = Scale("tiny", users=60, conversations=50, hot_conversations=2, messages=6_000, notifications=300)
+BUSY = Scale("busy", users=200, conversations=50, hot_conversations=2, messages=2_000, notifications=20_000)
+NOTIFICATIONS_DIGEST = "SELECT count(*), coalesce(sum(hashtext(n::text)::bigint), 0) FROM notifications n"
 
 
 def test_seed_makes_the_rows_of_the_scale_with_hot_conversations(pg_dsn: str) -> None:
@@ -57,3 +70,76 @@ def test_scales_grow_by_about_ten_and_unknown_ones_are_refused() -> None:
     assert SCALES["large"].messages == 5_000_000
     with pytest.raises(UserError, match="unknown scale 'huge'"):
         get_scale("huge")
+
+
+def test_notifications_are_skewed_aged_mostly_read_when_old_and_null_for_system_ones(pg_dsn: str) -> None:
+    seed(pg_dsn, BUSY)
+    with psycopg.connect(lab_dsn(pg_dsn), autocommit=True) as conn:
+        per_user = [row[0] for row in conn.execute(
+            "SELECT count(*) FROM notifications GROUP BY user_id ORDER BY user_id").fetchall()]
+        unread_of_busiest = conn.execute(
+            "SELECT count(*) FROM notifications WHERE user_id = 1 AND read_at IS NULL").fetchone()[0]  # type: ignore[index]
+        span = conn.execute(
+            "SELECT extract(day FROM max(created_at) - min(created_at)) FROM notifications").fetchone()[0]  # type: ignore[index]
+        unread_recent, unread_old = conn.execute(
+            "SELECT avg((read_at IS NULL)::int) FILTER (WHERE created_at > %(epoch)s::timestamptz - interval '7 days'),"
+            " avg((read_at IS NULL)::int) FILTER (WHERE created_at < %(epoch)s::timestamptz - interval '50 days')"
+            " FROM notifications", {"epoch": "2026-01-01 00:00:00+00"}).fetchone()  # type: ignore[misc]
+        nulls = conn.execute("SELECT array_agg(DISTINCT kind), bool_and(id %% %s = 0) FROM notifications"
+                             " WHERE message_id IS NULL", (SYSTEM_EVERY,)).fetchone()
+        read_before_created = conn.execute("SELECT count(*) FROM notifications WHERE read_at < created_at").fetchone()
+    assert len(per_user) == BUSY.users  # every user has some
+    assert per_user[0] > 0.1 * BUSY.notifications  # the busiest holds over a tenth of them
+    assert sorted(per_user)[len(per_user) // 2] < 0.005 * BUSY.notifications  # the median user few
+    assert unread_of_busiest >= 100  # hundreds unread for the busiest
+    assert span == 89  # an age spread of about 90 days
+    assert unread_recent > 0.5 > 0.05 > unread_old  # recent mostly unread, old mostly read
+    assert nulls == (["system"], True)  # message_id is NULL for system notifications, and only for them
+    assert read_before_created == (0,)
+
+
+def test_restore_puts_back_deleted_notifications_and_undoes_reads_and_new_rows(pg_dsn: str) -> None:
+    seed(pg_dsn, BUSY)
+    with psycopg.connect(lab_dsn(pg_dsn), autocommit=True) as conn:
+        seeded = conn.execute(NOTIFICATIONS_DIGEST).fetchone()
+        conn.execute("DELETE FROM notifications WHERE created_at < '2025-12-01'")  # a retention job
+        conn.execute("UPDATE notifications SET read_at = now() WHERE user_id = 1 AND read_at IS NULL")
+        conn.execute("INSERT INTO notifications (user_id, kind) SELECT id, 'announcement' FROM users")
+        assert conn.execute(NOTIFICATIONS_DIGEST).fetchone() != seeded
+    restore(pg_dsn, BUSY)
+    with psycopg.connect(lab_dsn(pg_dsn), autocommit=True) as conn:
+        assert conn.execute(NOTIFICATIONS_DIGEST).fetchone() == seeded
+        assert invariants.lost_updates(conn) == 0
+
+
+def test_seeding_is_deterministic(pg_dsn: str) -> None:
+    seed(pg_dsn, TINY)
+    with psycopg.connect(lab_dsn(pg_dsn), autocommit=True) as conn:
+        first = [conn.execute(f"SELECT count(*), sum(hashtext(t::text)::bigint) FROM {table} t").fetchone()
+                 for table in ("messages", "notifications")]
+    seed(pg_dsn, TINY)
+    with psycopg.connect(lab_dsn(pg_dsn), autocommit=True) as conn:
+        assert first == [conn.execute(f"SELECT count(*), sum(hashtext(t::text)::bigint) FROM {table} t").fetchone()
+                         for table in ("messages", "notifications")]
+
+
+def test_reseeding_drops_the_tables_and_functions_a_fix_created(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pglab.lab.trial import seed as seeding
+
+    seed(pg_dsn, TINY)
+    with psycopg.connect(lab_dsn(pg_dsn), autocommit=True) as conn:  # as a fix's migrate block would
+        conn.execute("CREATE TABLE unread_tally (user_id bigint PRIMARY KEY REFERENCES users, n int)")
+        conn.execute("CREATE FUNCTION tally() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$")
+        conn.execute("CREATE TRIGGER tally AFTER INSERT ON notifications FOR EACH STATEMENT EXECUTE FUNCTION tally()")
+    monkeypatch.setattr(seeding, "fix_objects", lambda: (("unread_tally",), ("tally",)))
+    seed(pg_dsn, TINY)
+    with psycopg.connect(lab_dsn(pg_dsn), autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('unread_tally'), to_regprocedure('tally()')").fetchone() == (None, None)
+
+
+def test_the_fixes_own_tables_and_functions_are_known() -> None:
+    from pglab.lab.trial.seed import fix_objects
+
+    tables, functions = fix_objects()
+    assert not set(tables) & {"users", "messages", "notifications"}
+    assert all(name.isidentifier() for name in (*tables, *functions))

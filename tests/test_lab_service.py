@@ -138,3 +138,15 @@ def test_the_service_command_line_carries_no_password(data_dsn: str) -> None:
         assert service, "the service process was not found"
         assert not [line for line in service if data_dsn in line or "password" in line or "dbname" in line]
         assert call(f"{url}/health")[0] == 200
+
+
+def test_no_two_code_paths_claim_the_same_route() -> None:
+    """Routes come from each path module; FastAPI would silently serve the first of two that clash."""
+    from fastapi.routing import APIRoute
+
+    from pglab.lab.trial.service.app import create_app
+    from pglab.lab.trial.service.config import ServiceConfig
+
+    app = create_app(ServiceConfig(dsn="postgresql://nobody@127.0.0.1:1/none"))  # connects lazily: never here
+    claimed = [(method, route.path) for route in app.routes if isinstance(route, APIRoute) for method in route.methods]
+    assert sorted(claimed) == sorted(set(claimed)), sorted({c for c in claimed if claimed.count(c) > 1})

@@ -126,6 +126,34 @@ SELECT id FROM zz_demo_table;
 SELECT 1;
 """
 
+DEMO_PATH = '''"""The demo endpoint: reads the demo table, or not."""
+
+from pglab.lab.trial.service.paths import statements
+
+PREDICTED = ("p99_under_slo",)
+ENDPOINTS = ("GET /zz_demo",)
+PROBES = (("GET", "/zz_demo", None),)
+
+
+async def naive(conn):
+    return (await (await conn.execute(statements(__name__, "naive")[0])).fetchall())
+
+
+async def fixed(conn):
+    return (await (await conn.execute(statements(__name__, "fixed")[0])).fetchall())
+
+
+def routes(router, service, impl):
+    @router.get("/zz_demo")
+    async def demo():
+        async with service.connection() as conn:
+            return service.respond(await impl(conn))
+'''
+
+DEMO_LOAD = '''"""zz_demo: a reader of the demo endpoint."""
+SLO_P99_MS = 250
+'''
+
 PROBE = """
 import json, sys
 root = sys.argv[1]
@@ -152,6 +180,8 @@ def _tree_with_demo(tmp_path: Path) -> Path:
     (package / "antipatterns" / "zz_demo.py").write_text(DEMO_LESSON)
     (package / "detectors" / "zz_demo.py").write_text(DEMO_DETECTOR)
     (package / "fixes" / "zz_demo.sql").write_text(DEMO_FIX)
+    (package / "lab" / "trial" / "service" / "paths" / "zz_demo.py").write_text(DEMO_PATH)
+    (package / "loads" / "zz_demo.py").write_text(DEMO_LOAD)
     return package.parent
 
 
@@ -168,8 +198,9 @@ def _probe(tree: Path, tmp_path: Path) -> dict:
 
 
 def test_a_new_antipattern_is_new_files_only(tmp_path: Path) -> None:
-    """In a copy of the tree, three new files named by a new id (lesson + rule, detector, fix) are
-    picked up by the catalogue, `pglab check`, the detector registry and the completeness check."""
+    """In a copy of the tree, five new files named by a new id (lesson + rule, detector, fix, service
+    path, load profile) are picked up by the catalogue, `pglab check`, the detector registry and the
+    completeness check."""
     tree = _tree_with_demo(tmp_path)
     result = _probe(tree, tmp_path)
     assert str(tree) in result["where"]  # the copy was imported, not the installed tree
@@ -183,7 +214,9 @@ def test_a_new_antipattern_is_new_files_only(tmp_path: Path) -> None:
 def test_the_completeness_check_names_the_id_and_the_missing_part(tmp_path: Path) -> None:
     tree = _tree_with_demo(tmp_path)
     (tree / "pglab" / "detectors" / "zz_demo.py").unlink()
+    (tree / "pglab" / "loads" / "zz_demo.py").unlink()
     (tree / "pglab" / "fixes" / "zz_demo.sql").write_text(DEMO_FIX.replace("-- name: migrate\n-- nothing\n", ""))
     result = _probe(tree, tmp_path)
     assert any("detector: no detectors/zz_demo.py" in problem for problem in result["missing"]), result["missing"]
     assert any("fixes/zz_demo.sql has no 'migrate' block" in problem for problem in result["missing"])
+    assert any("no load profile loads/zz_demo.py" in problem for problem in result["missing"])

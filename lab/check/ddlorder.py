@@ -11,9 +11,10 @@ Statements inside one file keep their order.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import re
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from pglab.lab.check import sqlnodes as n
@@ -73,12 +74,52 @@ def _creators(kept: list[tuple[str, list[Statement]]]) -> dict[str, int]:
     return creator
 
 
+_REVISION = re.compile(r"""^(revision|down_revision)\s*(?::[^=\n]*)?=\s*['"]([\w-]+)['"]""", re.M)
+
+
+def _revisions(path: str) -> tuple[str, str | None] | None:
+    """(revision, down_revision) of an Alembic migration file, None for any other file."""
+    if not path.endswith(".py"):
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    found = {match.group(1): match.group(2) for match in _REVISION.finditer(text)}
+    return (found["revision"], found.get("down_revision")) if "revision" in found else None
+
+
+def alembic_chain(kept: list[tuple[str, list[Statement]]]) -> list[tuple[str, list[Statement]]]:
+    """Alembic migrations in their `down_revision` order: their names start with a random hash,
+    so file-name order is no order at all (a revision that drops an index applied before the
+    one that creates it would leave the index in). They keep the places they held among the
+    other files; a merge revision (several parents) or a broken chain counts from the start."""
+    revisions = {index: found for index, (path, _) in enumerate(kept) if (found := _revisions(path))}
+    if len(revisions) < 2:
+        return kept
+    by_revision = {revision: index for index, (revision, _) in revisions.items()}
+    depth: dict[int, int] = {}
+    for start in revisions:
+        trail: list[int] = []
+        index: int | None = start
+        while index is not None and index not in depth and index not in trail:
+            trail.append(index)
+            index = by_revision.get(revisions[index][1] or "")
+        base = depth[index] if index is not None and index in depth else -1  # a root, or a cycle
+        for offset, item in enumerate(reversed(trail), start=1):
+            depth[item] = base + offset
+    result = list(kept)
+    for slot, index in zip(sorted(revisions), sorted(revisions, key=lambda item: (depth[item], item)), strict=True):
+        result[slot] = kept[index]
+    return result
+
+
 def ordered(files: list[tuple[str, list[Statement]]]) -> list[tuple[str, list[Statement]]]:
     """`files` (path, DDL) in the order to apply them, teardown scripts left out: each file after
     the files that define the tables it alters, indexes or creates again."""
-    kept = sorted(((path, ddl) for path, ddl in files
-                   if ddl and not is_teardown(path, ddl) and not is_test_module(path)),
-                  key=lambda item: natural_key(item[0]))
+    kept = alembic_chain(sorted(((path, ddl) for path, ddl in files
+                                 if ddl and not is_teardown(path, ddl) and not is_test_module(path)),
+                                key=lambda item: natural_key(item[0])))
     creator = _creators(kept)
     waits_for = [{creator[name] for name in _needed(ddl) | _created(ddl) if name in creator} - {index}
                  for index, (_, ddl) in enumerate(kept)]
@@ -107,8 +148,10 @@ _MIGRATION_DIRS = frozenset({"migrations", "migration", "migrate", "updates", "v
 _VERSIONED = re.compile(r"^(V|R__)?\d+([._-]\d+)*([._-]|__)", re.I)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_migration(path: str) -> bool:
     """A migration script: in a migrations-like folder, or named by its version (`V3__x.sql`,
-    `0007_add_x.sql`). Its UPDATEs and DELETEs run once, not on every request."""
+    `0007_add_x.sql`). Its UPDATEs and DELETEs run once, not on every request. (Asked of every
+    statement, so answered once per path.)"""
     parts = PurePath(path).parts
     return any(part.lower() in _MIGRATION_DIRS for part in parts[:-1]) or bool(_VERSIONED.match(parts[-1]))

@@ -44,7 +44,7 @@ _SQL_START = re.compile(
 # A file with none of these words cannot contain anything a rule looks at.
 PYTHON_TRIGGER = re.compile(
     r"execute|fetch|copy|text\(|SQL\(|connect|[Pp]ool|transaction|isolation|SERIALIZABLE|acquire|scalar|"
-    r"create_table|create_index|add_column|__tablename__|Table\(|mapped_column")
+    r"create_table|create_index|add_column|drop_index|drop_column|drop_table|__tablename__|Table\(|mapped_column")
 
 
 @dataclass(eq=False)
@@ -60,6 +60,10 @@ class Query:
     call: DbCall | None = None
     to_char: Callable[[int], int] = field(default=lambda offset: offset)
     json: str = ""  # the parse tree as libpg_query printed it (shared by statements parsed together)
+    # part of the text is a Python value pglab could not see, read as nothing (`"... FROM t " +
+    # suffix`) or standing for a whole WHERE term (`"WHERE " + " AND ".join(filters)`): a filter
+    # or a LIMIT may be there at run time
+    unseen: bool = False
 
     def has(self, node_type: str) -> bool:
         """Whether a node of this type may occur in the statement: a cheap test before a walk."""
@@ -291,6 +295,16 @@ def _parse_into(result: FileResult, text: str, locator: Locator, params: dict[in
     return queries, problems
 
 
+def _filter_is_a_hole(query: Query) -> bool:
+    """A WHERE term that is a whole Python value, not a driver parameter (`"... WHERE " +
+    " AND ".join(filters)`): the statement's filter is built at run time, out of sight."""
+    for term in sqlnodes.conjuncts(query.body.get("whereClause")):
+        origin = query.params.get(sqlnodes.param_number(term) or 0)
+        if isinstance(origin, tuple) and origin and origin[0] == "hole":
+            return True
+    return False
+
+
 def _with_placeholders(text: str, locator: Locator) -> tuple[Any, ...] | None:
     """A `.sql` statement meant for a driver (`%s`, `:name`) parsed with its placeholders as `$n`."""
     normalised = normalise(text, locator)
@@ -368,6 +382,8 @@ def _database_call(result: FileResult, module: PyModule, node: ast.Call) -> None
                                         False)
         if not problems:
             break
+    for query in queries if text.holes else ():
+        query.unseen = reading == "empty" or _filter_is_a_hole(query)
     result.queries += queries
     if not text.holes:
         result.diagnostics += problems

@@ -25,7 +25,7 @@ _ESCAPE = re.compile(r"\\(?:\n|N\{[^}]*\}|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a
 _PERCENT_FIELD = re.compile(r"%%|%(?:\((\w+)\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[sdifrageExXocu]")
 _FORMAT_FIELD = re.compile(r"\{\{|\}\}|\{([^{}!:]*)(?:![rsa])?(?::[^{}]*)?\}")
 SQL_WRAPPERS = {"text", "SQL", "literal_column", "TextClause"}
-MAX_DEPTH = 6
+MAX_DEPTH = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +368,22 @@ class Resolver:
                               part.exact))
         return Text(parts)
 
+    def _list_items(self, node: ast.Name) -> list[ast.expr] | None:
+        """Every item a list of SQL fragments can hold where it is joined (`filters = [...]`, then
+        `filters.append("x = :x")` under conditions): all of them, so the text is the statement with
+        every optional filter present, the most a run can add; None when the list is not built
+        from a literal in plain sight."""
+        chain = self.value_of(node.id, node)
+        if not chain or not isinstance(chain[0][1], ast.List | ast.Tuple):
+            return None
+        items = list(chain[0][1].elts)
+        for _, value, _augmented in chain[1:]:
+            if not isinstance(value, ast.List | ast.Tuple):
+                return None
+            items += value.elts
+        scope = self.function_of(node) or self.tree
+        return items + _appended(scope, node.id, chain[0][0], getattr(node, "lineno", 10**9))
+
     def _call(self, node: ast.Call, depth: int) -> Text | None:
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
@@ -383,14 +399,31 @@ class Resolver:
         if isinstance(func, ast.Attribute) and name == "join" and node.args:
             separator = self.resolve(func.value, depth + 1)
             items = node.args[0]
-            if separator is None or not isinstance(items, ast.List | ast.Tuple):
+            elements = items.elts if isinstance(items, ast.List | ast.Tuple) else \
+                self._list_items(items) if isinstance(items, ast.Name) else None
+            if separator is None or not elements:
                 return None
             result: Text | None = None
-            for item in items.elts:
+            for item in elements:
                 piece = self.resolve(item, depth + 1) or self.hole(item)
                 result = piece if result is None else result + separator + piece
             return result
         return None
+
+
+def _appended(function: ast.AST, name: str, start: int, end: int) -> list[ast.expr]:
+    """What `name.append(x)` / `name.extend([x, y])` calls between lines `start` and `end` add."""
+    found: list[ast.expr] = []
+    for node in ast.walk(function):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == name
+                and start <= node.lineno <= end and len(node.args) == 1):
+            continue
+        if node.func.attr == "append":
+            found.append(node.args[0])
+        elif node.func.attr == "extend" and isinstance(node.args[0], ast.List | ast.Tuple):
+            found.extend(node.args[0].elts)
+    return sorted(found, key=lambda item: (item.lineno, item.col_offset))
 
 
 def _single_return(function: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.expr | None:

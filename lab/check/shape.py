@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -95,9 +96,12 @@ def _to_one_joins(body: dict[str, Any], tables: dict[str, str | None], schema: S
 def bounded_groups(body: dict[str, Any], schema: Schema) -> bool:
     """GROUP BY (or DISTINCT ON) only columns that take few values: pinned to the caller's values
     or list (`WHERE k = ANY($1) GROUP BY k`), or of an enum or boolean type (`GROUP BY status`).
-    One row per item the caller passed in, or per value of the type."""
+    One row per item the caller passed in, or per value of the type. `SELECT DISTINCT` of the
+    keys of JSON documents is a vocabulary of names too (`_json_key_vocabulary`)."""
     tables = n.range_tables(body.get("fromClause"))
     distinct = [item for item in body.get("distinctClause") or () if item]
+    if body.get("distinctClause") and not distinct and _json_key_vocabulary(body.get("targetList")):
+        return True
     groups = [n.column(item) for item in body.get("groupClause") or distinct]
     if not groups or not all(groups):
         return False
@@ -107,29 +111,81 @@ def bounded_groups(body: dict[str, Any], schema: Schema) -> bool:
                for group in groups if group)
 
 
-def limited_source(body: dict[str, Any]) -> bool:
-    """FROM starts with a CTE that has its own LIMIT (`WITH page AS (... LIMIT $1) SELECT ...
-    FROM page JOIN ...`): the rows are already bounded."""
-    limited = {n.unwrap(cte)[1].get("ctename") for cte in (body.get("withClause") or {}).get("ctes", [])
-               if n.unwrap(n.unwrap(cte)[1].get("ctequery"))[1].get("limitCount")}
-    items = list(body.get("fromClause") or ())
-    while items and n.unwrap(items[0])[0] == "JoinExpr":
-        items = [n.unwrap(items[0])[1].get("larg")]
-    kind, item = n.unwrap(items[0]) if items else ("", {})
-    return kind == "RangeVar" and not item.get("schemaname") and item.get("relname") in limited
+_KEY_FUNCTIONS = frozenset({"jsonb_object_keys", "json_object_keys"})
 
 
-def driven_by_input(body: dict[str, Any]) -> bool:
-    """FROM starts with a set-returning function of the caller's values only (`FROM unnest($1) AS
-    t(id) LEFT JOIN ...`): the rows follow the list the caller passed in."""
-    items = list(body.get("fromClause") or ())
-    while items:
-        kind, item = n.unwrap(items[0])
+def _json_key_vocabulary(targets: list[Any] | None) -> bool:
+    """`SELECT DISTINCT jsonb_object_keys(doc)`: the set of key names the documents use, which
+    grows with their shape (a schema, a handful of names), not with the number of rows."""
+    values = [n.unwrap(target)[1].get("val") for target in targets or ()]
+    while values and any(n.unwrap(value)[0] == "TypeCast" for value in values):
+        values = [n.unwrap(value)[1].get("arg") if n.unwrap(value)[0] == "TypeCast" else value for value in values]
+    return bool(values) and all(n.unwrap(value)[0] == "FuncCall"
+                                and (n.strings(n.unwrap(value)[1].get("funcname")) or [""])[-1] in _KEY_FUNCTIONS
+                                for value in values)
+
+
+def driven_by_input(body: dict[str, Any], ctes: dict[str, Any] | None = None) -> bool:
+    """Every row matches a row of a bounded source: FROM starts with (or inner-joins on a
+    condition) a set-returning function of the caller's values only (`FROM unnest($1) AS t(id)
+    LEFT JOIN ...`), or a CTE or subquery that is bounded itself: by its own LIMIT, by being an
+    aggregate, or by the caller's list the same way (`WITH ids AS (SELECT unnest(%s) AS id)
+    SELECT ... FROM t JOIN ids ON ...`). The rows follow the list or the limit (times each
+    item's matches, as with `IN (list)`), not the size of the table."""
+    scope = dict(ctes or {})
+    for cte in (body.get("withClause") or {}).get("ctes", []):
+        inner = n.unwrap(cte)[1]
+        scope[inner.get("ctename")] = inner.get("ctequery")
+    return any(_bounded_item(item, scope) for item in _row_sources(body.get("fromClause")))
+
+
+def _row_sources(from_clause: list[Any] | None) -> list[Any]:
+    """The FROM items every result row must match: the first item; inside it, both sides of an
+    inner join on a condition, the preserved side of an outer join (a cross join bounds nothing)."""
+    found: list[Any] = []
+    stack = list(from_clause or ())[:1]
+    while stack:
+        item = stack.pop()
+        kind, body = n.unwrap(item)
         if kind != "JoinExpr":
-            break
-        items = [item.get("larg")]
-    kind, item = n.unwrap(items[0]) if items else ("", {})
-    return kind == "RangeFunction" and all(n.is_value(function) for function in item.get("functions", []))
+            found.append(item)
+            continue
+        conditioned = bool(body.get("quals") or body.get("usingClause") or body.get("isNatural"))
+        join = body.get("jointype", "JOIN_INNER")
+        if join in ("JOIN_INNER", "JOIN_LEFT") and (conditioned or join == "JOIN_LEFT"):
+            stack.append(body.get("larg"))
+        if join in ("JOIN_INNER", "JOIN_RIGHT") and (conditioned or join == "JOIN_RIGHT"):
+            stack.append(body.get("rarg"))
+    return found
+
+
+def _bounded_item(item: Any, ctes: dict[str, Any]) -> bool:
+    kind, body = n.unwrap(item)
+    if kind == "RangeFunction":
+        return all(n.is_value(function) for function in body.get("functions", []))
+    if kind == "RangeSubselect":
+        return _bounded_query(body.get("subquery"), ctes)
+    if kind == "RangeVar" and not body.get("schemaname") and body.get("relname") in ctes:
+        name = body["relname"]
+        return _bounded_query(ctes[name], {key: value for key, value in ctes.items() if key != name})
+    return False
+
+
+def _bounded_query(query: Any, ctes: dict[str, Any]) -> bool:
+    """A CTE's or subquery's rows are bounded: LIMIT, an aggregate, a VALUES list, a SELECT of the
+    caller's values without FROM (`SELECT unnest(%s)`), a set operation of bounded sides, or rows
+    driven by a bounded source (`driven_by_input`)."""
+    kind, body = n.unwrap(query)
+    if kind != "SelectStmt":
+        return False
+    if body.get("op", "SETOP_NONE") != "SETOP_NONE":
+        return _bounded_query({"SelectStmt": body.get("larg")}, ctes) and \
+            _bounded_query({"SelectStmt": body.get("rarg")}, ctes)
+    if body.get("limitCount") or body.get("valuesLists") or is_aggregate(body):
+        return True
+    if not body.get("fromClause"):
+        return all(n.is_value(n.unwrap(target)[1].get("val")) for target in body.get("targetList", []))
+    return driven_by_input(body, ctes)
 
 
 def limited_to_one(body: dict[str, Any]) -> bool:
@@ -165,6 +221,10 @@ def _has_aggregate(node: Any) -> bool:
 def reads_only_system_catalogs(body: dict[str, Any]) -> bool:
     """Every table read is a system catalog or statistics view (`pg_*`, information_schema):
     monitoring code, whose result size is bounded by the server, not by user data."""
+    top = n.range_tables(body.get("fromClause")).values()
+    if any(name and not name.startswith(("pg_catalog.", "information_schema."))
+           and not name.rpartition(".")[2].startswith("pg_") for name in top):
+        return False  # a user table at the top level settles it without a walk
     relations = [relation for kind, relation in n.walk(body.get("fromClause")) if kind == "RangeVar"]
     return bool(relations) and all(
         relation.get("schemaname") in ("pg_catalog", "information_schema")
@@ -174,11 +234,21 @@ def reads_only_system_catalogs(body: dict[str, Any]) -> bool:
 _AIOSQL_NAME = re.compile(r"--\s*name:\s*\S*?([\^$]|<!)\s*$")
 
 
+@functools.lru_cache(maxsize=4)
+def _aiosql_lines(text: str) -> tuple[str, ...]:
+    """The lines of a file that names aiosql queries (none otherwise), split once per file: the
+    question is asked of every statement, and a file of thousands must not be split thousands
+    of times (a str's hash is cached, so the lookup is constant time)."""
+    return tuple(text.splitlines()) if "name:" in text else ()
+
+
 def aiosql_single_row(query: Any, text: str) -> bool:
     """An aiosql query whose `-- name:` comment ends in `^` (one row), `$` (one value) or `<!`
     (insert returning one row): the caller never receives more than one row."""
+    lines = _aiosql_lines(text)
+    if not lines:
+        return False
     line = query.position(0)[0]
-    lines = text.splitlines()
     for number in range(line - 2, max(line - 12, -1), -1):
         stripped = lines[number].strip() if 0 <= number < len(lines) else ""
         if not stripped.startswith("--"):
@@ -226,3 +296,44 @@ def list_lookup(body: dict[str, Any], schema: Schema) -> bool:
         if table and schema.table(table) is None and n.is_value(expr.get("rexpr")):
             return True
     return False
+
+
+_FREE_TEXT = ("text", "varchar", "character varying", "citext", "bpchar", "character")
+
+
+def duplicate_lookup(body: dict[str, Any], table: Any, tables: dict[str, str | None], order: list[str]) -> bool:
+    """WHERE gives every column that holds the row's content, two or more of them free text
+    (`WHERE lower(recording) = lower($1) AND lower(artist) = lower($2) AND (release = $3 OR
+    release IS NULL AND $3 IS NULL) ... ORDER BY submitted LIMIT 1`): only single-column unique
+    keys (the id, a generated uuid) and the sort columns are left free, so the matches are copies
+    of one logical row and `ORDER BY ... LIMIT 1` picks among a handful of duplicates. A child row
+    whose only content is its parent's reference (`WHERE user_id = $1 ORDER BY created`) is not one."""
+    pinned = {column for owner, column in _pins(body.get("whereClause"), tables) if owner == table.name}
+    surrogate = {key[0] for key in table.unique_keys() if len(key) == 1}
+    content = [column for column in table.columns if column not in surrogate and column not in order]
+    text = [column for column in content if table.columns[column].lower().startswith(_FREE_TEXT)]
+    return bool(content) and len(text) >= 2 and all(column in pinned for column in content)
+
+
+def _pins(term: Any, tables: dict[str, str | None]) -> set[tuple[str, str]]:
+    """(table, column) pairs `term` pins to one value each: `col = v` or `f(col) = f(v)`, `col IS
+    NULL`; an AND pins what any of its terms pins, an OR what every branch pins (the NULL-safe
+    `col = v OR (col IS NULL AND v IS NULL)`)."""
+    kind, body = n.unwrap(term)
+    if kind == "BoolExpr":
+        parts = [_pins(arg, tables) for arg in body.get("args", [])]
+        if body.get("boolop") == "AND_EXPR":
+            return set().union(*parts)
+        return set.intersection(*parts) if body.get("boolop") == "OR_EXPR" and parts else set()
+    sides: list[tuple[Any, Any]] = []
+    if kind == "A_Expr" and body.get("kind") == "AEXPR_OP" and n.operator(body) == "=":
+        sides = [(body.get("lexpr"), body.get("rexpr")), (body.get("rexpr"), body.get("lexpr"))]
+    elif kind == "NullTest" and body.get("nulltesttype") == "IS_NULL":
+        sides = [(body.get("arg"), {"A_Const": {"isnull": True}})]
+    found: set[tuple[str, str]] = set()
+    for side, other in sides:
+        inside = [n.column({name: node}) for name, node in n.walk(side) if name == "ColumnRef"]
+        owner = n.table_of(inside[0], tables) if len(inside) == 1 and inside[0] else None
+        if owner and inside[0] and n.is_value(other):
+            found.add((owner, inside[0][1]))
+    return found

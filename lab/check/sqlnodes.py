@@ -122,8 +122,27 @@ def relation_name(body: Node) -> str:
     return f"{schema}.{name}" if schema and schema != "public" else name
 
 
+_RANGE_TABLES: dict[int, tuple[Any, dict[str, str | None]]] = {}
+
+
 def range_tables(from_clause: list[Any] | None) -> dict[str, str | None]:
-    """Alias (or table name) -> table, for the FROM list of one query level; subqueries map to None."""
+    """Alias (or table name) -> table, for the FROM list of one query level; subqueries map to None.
+    Several rules ask it of the same FROM list: the answer is kept for the last few lists (the
+    list itself is held with it, so its id cannot be reused while the entry lives) and a copy
+    handed out."""
+    if not from_clause:
+        return {}
+    entry = _RANGE_TABLES.get(id(from_clause))
+    if entry is not None and entry[0] is from_clause:
+        return dict(entry[1])
+    if len(_RANGE_TABLES) > 64:
+        _RANGE_TABLES.clear()
+    tables = _range_tables(from_clause)
+    _RANGE_TABLES[id(from_clause)] = (from_clause, tables)
+    return dict(tables)
+
+
+def _range_tables(from_clause: list[Any]) -> dict[str, str | None]:
     tables: dict[str, str | None] = {}
     stack = list(from_clause or ())
     while stack:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -14,14 +13,16 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from pglab.lab.cli import campaigncommand as campaign
+from pglab.lab.cli import classroomcommand as classroom
+from pglab.lab.cli import laboptions
 from pglab.lab.core.errors import UserError
 from pglab.lab.trial import report as lab_report
-from pglab.lab.trial import seed
 from pglab.lab.trial.htmlreport import write_html
 from pglab.lab.trial.terminal import render
 
 
-def _progress_callback(progress: Progress, plain: bool) -> Callable[[str, float, float], None]:
+def progress_callback(progress: Progress, plain: bool) -> Callable[[str, float, float], None]:
     """Progress as a bar on a terminal; as plain lines (one per change of step) otherwise."""
     task: list[TaskID] = []
     last: list[str] = [""]
@@ -57,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                         transient=True)
     with progress:
         report = lab_report.run_lab(args.id, args.scale, args.duration, args.workers, args.dsn, args.allow_write,
-                                    _progress_callback(progress, not stderr.is_terminal), args.repeat, args.keep,
+                                    progress_callback(progress, not stderr.is_terminal), args.repeat, args.keep,
                                     overrides)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
@@ -73,14 +74,15 @@ def add_parser(commands: Any) -> None:
     actions = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
     run = actions.add_parser("run", help="naive and fixed runs (repeated ABAB), verdict")
     run.add_argument("id", metavar="ID", help="an anti-pattern id (or code) with a load profile")
-    run.add_argument("--scale", default="small", choices=tuple(seed.SCALES), help="data size (default small)")
+    laboptions.add_scale(run)
     run.add_argument("--duration", type=float, default=30.0, help="seconds of load per side (default 30)")
     run.add_argument("--repeat", type=int, default=1, help="naive/fixed pairs to run, alternately (default 1)")
     run.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     run.add_argument("--html", metavar="FILE", help="also write the report as one HTML file")
     run.add_argument("--workers", type=int, default=0, help="Locust worker processes (default 0: one process)")
-    run.add_argument("--dsn", default=os.environ.get("PGLAB_DSN"), help="use this server instead of the embedded one")
-    run.add_argument("--allow-write", action="store_true", help="let the lab create schema pglab_lab on --dsn")
+    laboptions.add_server(run)
     run.add_argument("--keep", action="store_true", help="keep the lab schema and extensions the run created")
     run.add_argument("--override", action="append", default=[], metavar="ID=FILE", help=argparse.SUPPRESS)
     run.set_defaults(handler=cmd_run)
+    classroom.add_parsers(actions)
+    campaign.add_parser(actions)

@@ -53,12 +53,13 @@ def missing_parts(entry: Entry) -> list[str]:
         problems.append(f"fix: {error}")
     else:
         problems += [f"fix: fixes/{entry.id}.sql has no '{name}' block" for name in FIX_BLOCKS if name not in blocks]
-    if has_service_path(entry.id) != in_lab(entry.id):
-        have, lack = (("a service path", f"a load profile loads/{entry.id}.py") if has_service_path(entry.id)
-                      else ("a load profile", f"a service path lab/trial/service/paths/{entry.id}.py"))
-        problems.append(f"lab: {have} but no {lack}")
-    elif in_lab(entry.id) and "PREDICTED" not in path_source(entry.id):
+    if not has_service_path(entry.id):
+        problems.append(f"lab: no service path lab/trial/service/paths/{entry.id}.py (naive, fixed, routes, PREDICTED)")
+    elif "PREDICTED" not in path_source(entry.id):
         problems.append(f"lab: lab/trial/service/paths/{entry.id}.py declares no PREDICTED invariants")
+    if not in_lab(entry.id):
+        problems.append(f"lab: no load profile loads/{entry.id}.py, so no live test proves it "
+                        "(tests/test_lab_run.py runs every entry that has one)")
     return problems
 
 

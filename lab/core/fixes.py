@@ -3,7 +3,8 @@
 A block starts at a line `-- name: BLOCK` and runs to the next one. The blocks every fix may have:
 `setup` (tables and data that make the anti-pattern visible, on top of `lab/trial/schema.sql`), `naive`
 (the statement(s) that hurt), `migrate` (the DDL of the fix) and `fixed` (the statement(s) after
-the fix). The lesson, the detector tests and the lab all read the same blocks, so the SQL that
+the fix); an entry whose naive code answers wrongly adds `oracle`, the right answer computed
+another way. The lesson, the detector tests and the lab all read the same blocks, so the SQL that
 is taught is the SQL that is measured.
 """
 

@@ -2,7 +2,8 @@
 
 The report keeps the first version's fields (`id`, `scale`, `naive`, `fixed`, `verdict`) and adds
 what the renderers need to explain the run: the predicted invariants, the effect as a ratio,
-whether the answers were equivalent, the repeats and each repeat's figures, the reason for the
+whether the answers were equivalent (and, for a path whose naive answer is wrong, how the oracle
+refuted it: `naive_answer_wrong`), the repeats and each repeat's figures, the reason for the
 verdict, the fix (its DDL and the diff between the naive and fixed code), the lesson's summary,
 and the other anti-patterns the detectors saw on the way ("also present").
 """
@@ -60,10 +61,12 @@ def check_output_path(path: str | None, flag: str) -> None:
 
 def run_lab(entry_id: str, scale: str, duration: float, workers: int = 0, dsn: str | None = None,
             allow_write: bool = False, progress: Progress | None = None, repeats: int = 1, keep: bool = False,
-            overrides: dict[str, Path] | None = None) -> dict[str, Any]:
-    """The whole lab run; returns the report. SIGTERM stops it like Ctrl-C, with the same cleanup."""
+            overrides: dict[str, Path] | None = None, fixed_migration: list[str] | None = None) -> dict[str, Any]:
+    """The whole lab run; returns the report. SIGTERM stops it like Ctrl-C, with the same cleanup.
+    `overrides` and `fixed_migration` put other code and DDL on the fixed side (a student's)."""
     entry_id = validated_request(entry_id, duration, workers, repeats)
-    run = LabRun(entry_id, seed.get_scale(scale), duration, workers, progress, dict(overrides or {}))
+    run = LabRun(entry_id, seed.get_scale(scale), duration, workers, progress, dict(overrides or {}),
+                 fixed_migration=fixed_migration)
     sweep_scratch()
     notes: list[str] = []
     with terminate_as_interrupt(), lab_server(dsn, allow_write) as server_dsn:
@@ -80,7 +83,8 @@ def run_lab(entry_id: str, scale: str, duration: float, workers: int = 0, dsn: s
 def build_report(run: LabRun, naive: list[Side], fixed: list[Side], notes: list[str]) -> dict[str, Any]:
     entry_id = run.entry_id
     predicted = paths.predicted(entry_id) if entry_id in paths.available() else ()
-    judged = [verdict.judge(entry_id, predicted, a, b) for a, b in zip(naive, fixed, strict=True)]
+    wrong = str(getattr(paths.module(entry_id), "NAIVE_ANSWER_WRONG", "")) if entry_id in paths.available() else ""
+    judged = [verdict.judge(entry_id, predicted, a, b, wrong) for a, b in zip(naive, fixed, strict=True)]
     outcome, reason = verdict.overall(judged)
     runs = [{"side": label, "repeat": index, **side.as_json()}
             for index, (a, b) in enumerate(zip(naive, fixed, strict=True), start=1)
@@ -88,13 +92,16 @@ def build_report(run: LabRun, naive: list[Side], fixed: list[Side], notes: list[
     return {"id": entry_id, "scale": run.scale.name, "naive": verdict.median_side(naive),
             "fixed": verdict.median_side(fixed), "verdict": outcome, "predicted": list(predicted),
             "effect": verdict.effect(predicted, naive, fixed),
-            "equivalent": all(a.answers == b.answers for a, b in zip(naive, fixed, strict=True)),
-            "repeats": len(naive), "reason": reason, "fix": fix_of(entry_id, run.overrides.get(entry_id)),
+            "equivalent": all(not verdict.answers_check(a.answers, b.answers, wrong)[0]
+                              for a, b in zip(naive, fixed, strict=True)),
+            "naive_answer_wrong": verdict.wrong_answers(naive, fixed, wrong),
+            "repeats": len(naive), "reason": reason, "fix": fix_of(entry_id, run.overrides.get(entry_id),
+                                                                           run.own_migration()),
             "lesson": find_entry(entry_id).summary, "also_present": also_present(entry_id, naive, fixed),
             "runs": runs, "notes": notes}
 
 
-def fix_of(entry_id: str, override: Path | None = None) -> dict[str, Any]:
+def fix_of(entry_id: str, override: Path | None = None, ddl: list[str] | None = None) -> dict[str, Any]:
     """The fix that was applied: its DDL, and what changed between the naive and fixed code (the
     path's functions, and its SQL where the two blocks differ); "" when the fix is DDL alone."""
     diff: list[str] = []
@@ -107,7 +114,7 @@ def fix_of(entry_id: str, override: Path | None = None) -> dict[str, Any]:
     if blocks.get("naive", "").strip() != blocks.get("fixed", "").strip():
         diff += difflib.unified_diff(blocks.get("naive", "").splitlines(), blocks.get("fixed", "").splitlines(),
                                      f"fixes/{entry_id}.sql naive", f"fixes/{entry_id}.sql fixed", lineterm="")
-    return {"ddl": baseline.migration(entry_id), "code_diff": "\n".join(diff)}
+    return {"ddl": baseline.migration(entry_id) if ddl is None else ddl, "code_diff": "\n".join(diff)}
 
 
 def also_present(entry_id: str, naive: list[Side], fixed: list[Side]) -> list[dict[str, str]]:

@@ -49,6 +49,7 @@ class LabRun:
     overrides: dict[str, Path] = field(default_factory=dict)  # id -> a file replacing that path's code
     identity: RunIdentity = field(default_factory=RunIdentity)
     footprint: Footprint = field(default_factory=Footprint)
+    fixed_migration: list[str] | None = None  # in place of the entry's own `migrate` block (a student's)
 
     def run(self, dsn: str, repeats: int) -> tuple[list[Side], list[Side]]:
         """Seed and apply the baseline once; then naive, fixed, naive, fixed... each side from the
@@ -58,6 +59,7 @@ class LabRun:
         self.apply(dsn, baseline.setup(self.entry_id) + baseline.background_migrations(self.entry_id))
         with lab_connect(dsn) as conn:
             baseline_indexes = lab_indexes(conn)
+        baseline_definitions = set(index_definitions(dsn))
         naive: list[Side] = []
         fixed: list[Side] = []
         for repeat in range(1, repeats + 1):
@@ -67,10 +69,16 @@ class LabRun:
                 with lab_connect(dsn) as conn:
                     for index in lab_indexes(conn) - baseline_indexes:  # the entry's own, from a fixed side
                         conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(seed.LAB_SCHEMA, index)))
+                    for definition in baseline_definitions - set(index_definitions(dsn)):  # a fix that drops indexes
+                        conn.execute(definition)
                 if is_fixed:
-                    self.apply(dsn, baseline.migration(self.entry_id))
+                    self.apply(dsn, self.own_migration())
                 sides.append(self.run_side(dsn, f"{label} {repeat}/{repeats}", fixed=is_fixed))
         return naive, fixed
+
+    def own_migration(self) -> list[str]:
+        """The fixed side's DDL: the reference fix's, or the one a grade was given."""
+        return baseline.migration(self.entry_id) if self.fixed_migration is None else self.fixed_migration
 
     def apply(self, dsn: str, statements: list[str]) -> None:
         """Migrations one statement at a time (CREATE INDEX CONCURRENTLY refuses a transaction),
@@ -97,10 +105,13 @@ class LabRun:
             snapshot = diagnose.take_snapshot(dsn)
             hold = (LOCUST_START + self.duration * 0.3, LOCUST_START + self.duration)
             last_look = [0.0]
+            wal = invariants.WalMeter(dsn) if self.limits().wal_bytes_per_write is not None else None
 
             def during(elapsed: float) -> None:
                 """Progress, and the detectors every DETECT_EVERY seconds of the hold: the gauges
                 (sessions idle in transaction, connections in use) are only seen while they last."""
+                if wal:
+                    wal.sample()
                 phase = "hold" if elapsed >= hold[0] else "warm-up and ramp"
                 self._say(f"{label}: {phase}", min(elapsed, hold[1]), hold[1])
                 if elapsed >= hold[0] and elapsed - last_look[0] >= DETECT_EVERY:
@@ -109,6 +120,8 @@ class LabRun:
                         detector_timeline.append({"t": round(elapsed - LOCUST_START, 1), "id": found})
 
             load = run_load(profile_path(self.entry_id), url, self.duration, self.sample(dsn), self.workers, during)
+            if wal:
+                wal.sample()
             _detect(dsn, snapshot, detections, notes)
             after_stats = service_stats(url)
             start, end = load.phase("hold")
@@ -119,7 +132,11 @@ class LabRun:
             lost = invariants.lost_updates(conn)
         hold_summary = load.hold()
         refused = after_stats["refused_connections"] - before_stats["refused_connections"]
-        checks = invariants.evaluate(hold_summary, lost, idle, refused, self.limits())
+        limits = self.limits()
+        checks = hold_checks(load, lost, idle, refused, limits, wal)
+        if wal and wal.unavailable:
+            notes.append("WAL per write not measured: this server's pg_stat_statements has no wal_bytes"
+                         " (PostgreSQL 13+, preloaded and created in the database)")
         for found, name in invariant_detections(checks).items():
             detections.setdefault(found, {"id": found, "subject": f"invariant {name}", "message":
                                           f"the lab's {name} invariant broke ({checks[name].value:g})"})
@@ -133,24 +150,49 @@ class LabRun:
                     answers=answers,
                     detector_evidence=list(detections.values()), timeline=timeline(load, sampler),
                     detector_timeline=detector_timeline, notes=notes, errors=hold_summary.errors,
-                    peak_backends=backends)
+                    peak_backends=backends, sheds_load=limits.sheds_load,
+                    shed=invariants.shed_requests(hold_summary, limits),
+                    goodput_range=invariants.goodput_bounds(hold_summary, limits.slo_p99_ms))
 
     def sample(self, dsn: str) -> dict[str, Any]:
-        """What the load profile needs to know about the data and the server."""
-        with lab_connect(dsn) as conn:
-            row = conn.execute("SELECT current_setting('max_connections')::int").fetchone()
-        return {"users": self.scale.users, "conversations": self.scale.conversations,
-                "hot_conversations": self.scale.hot_conversations, "search_terms": seed.rare_words(50),
-                "max_connections": int(row[0]) if row else 100}
+        return load_sample(dsn, self.scale)
 
     def limits(self) -> invariants.Limits:
-        constants = profile_constants(self.entry_id)
-        return invariants.Limits(slo_p99_ms=float(constants.get("SLO_P99_MS", invariants.Limits.slo_p99_ms)),
-                                 error_budget=float(constants.get("ERROR_BUDGET", invariants.Limits.error_budget)))
+        return profile_limits(self.entry_id)
 
     def _say(self, what: str, done: float, total: float) -> None:
         if self.progress:
             self.progress(what, done, total)
+
+
+def load_sample(dsn: str, scale: seed.Scale) -> dict[str, Any]:
+    """What a load profile needs to know about the data and the server."""
+    with lab_connect(dsn) as conn:
+        row = conn.execute("SELECT current_setting('max_connections')::int").fetchone()
+    return {"users": scale.users, "conversations": scale.conversations,
+            "hot_conversations": scale.hot_conversations, "search_terms": seed.rare_words(50),
+            "max_connections": int(row[0]) if row else 100}
+
+
+def profile_limits(profile: str) -> invariants.Limits:
+    """The invariants' limits a load profile declares (its SLO, error budget, ...)."""
+    constants = profile_constants(profile)
+    return invariants.Limits(slo_p99_ms=float(constants.get("SLO_P99_MS", invariants.Limits.slo_p99_ms)),
+                             error_budget=float(constants.get("ERROR_BUDGET", invariants.Limits.error_budget)),
+                             sheds_load=bool(constants.get("SHEDS_LOAD", False)),
+                             wal_bytes_per_write=float(constants["WAL_BUDGET_PER_WRITE"])
+                             if "WAL_BUDGET_PER_WRITE" in constants else None)
+
+
+def hold_checks(load: LoadResult, lost: int, idle: float, refused: int, limits: invariants.Limits,
+                wal: invariants.WalMeter | None) -> dict[str, invariants.Check]:
+    """Every invariant, judged on the load's hold phase."""
+    hold = load.hold()
+    checks = invariants.evaluate(hold, lost, idle, refused, limits)
+    if wal:
+        checks.update(invariants.wal_per_write(hold, wal, *load.phase("hold"), limits))
+    checks["goodput_within_slo"] = invariants.goodput(hold, limits)
+    return checks
 
 
 def lab_indexes(conn: Any) -> set[str]:

@@ -7,11 +7,14 @@ index hurts most), while thousands of cold ones hold a few messages each. Messag
 drawn from a made-up vocabulary with a steep frequency curve, so some words are everywhere and
 others are rare enough that a good search index finds them in microseconds.
 
-Everything goes into one schema (`pglab_lab` by default) that the lab owns: its tables are dropped
-and re-created on every seed, never with CASCADE, so an object of someone else's that depends on
-them (a view, an index in another schema) stops the seed with a clear message instead of
-vanishing. The data is the same on every seed of a scale (a fixed random seed and fixed
-timestamps), so two sides of a lab run can compare their answers.
+Notifications are skewed per user the same way (see `_NOTIFICATION_SQL`): user number k gets a
+share of about 1 / (k ln users), so users 1, 2, 3... are the busy ones (tens of thousands at
+medium scale, about twenty thousand at small) and the long tail has a dozen or so each. They span
+NOTIFICATION_DAYS before EPOCH, oldest first by id; each user last read theirs some days ago, so
+the recent ones are unread (busy users have hundreds to thousands unread) and the old ones read.
+Every tenth one (id % 10 = 0) is a `system` notification about no message: its `message_id` is
+NULL, as real data has. They are computed from their id alone, without random(), so `restore`
+can put back the ones a run deleted.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
+import pglast
 import psycopg
 from psycopg import sql
 
 from pglab.lab.core.errors import UserError
-from pglab.lab.core.fixes import chat_schema
+from pglab.lab.core.fixes import chat_schema, parse_blocks
 
 LAB_SCHEMA = "pglab_lab"
 TABLES = ("users", "conversations", "conversation_members", "messages", "notifications")
@@ -39,6 +44,10 @@ SYLLABLES = ("ka", "lo", "mi", "ren", "tus", "vo", "sha", "bri", "del", "nu", "p
              "gor", "hal", "jun", "lex", "mor", "ota", "pri", "sul", "tam", "wex", "yor")
 VOCABULARY = 4000  # distinct words; word number floor(VOCABULARY * random()^3) is drawn, so low numbers dominate
 WORDS_PER_MESSAGE = 8
+NOTIFICATION_DAYS = 90  # notifications span this many days before EPOCH (retention has something to purge)
+LAST_READ_DAYS = 45  # each user last read their notifications 1 to this many days before EPOCH
+STRAGGLER_EVERY = 50  # one older notification in this many was never read either
+SYSTEM_EVERY = 10  # notifications with id % SYSTEM_EVERY = 0 are `system` ones, with message_id NULL
 _WORD_SQL = ("(SELECT s[1 + w %% 25] || s[1 + (w / 25) %% 25] || s[1 + (w / 625) %% 25]"
              " FROM (SELECT floor(%(vocabulary)s * random() ^ 3)::int + 0 * i AS w) AS drawn)")  # `0 * i`: per row
 
@@ -57,11 +66,11 @@ SCALES = {
     scale.name: scale
     for scale in (
         Scale("small", users=1_000, conversations=2_000, hot_conversations=5, messages=200_000,
-              notifications=20_000),
+              notifications=200_000),
         Scale("medium", users=10_000, conversations=20_000, hot_conversations=10, messages=500_000,
-              notifications=100_000),
-        Scale("large", users=50_000, conversations=200_000, hot_conversations=20, messages=5_000_000,
               notifications=1_000_000),
+        Scale("large", users=50_000, conversations=200_000, hot_conversations=20, messages=5_000_000,
+              notifications=4_000_000),
     )
 }
 
@@ -105,14 +114,37 @@ def reset_schema(conn: psycopg.Connection[Any], schema: str = LAB_SCHEMA) -> Non
     conn.execute(chat_schema())
 
 
+def fix_objects() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(tables, functions) the reference fixes create in a setup or migrate block (a counter table
+    kept on write, its trigger functions): the lab made them in its schema, so a new seed drops
+    them too."""
+    tables: list[str] = []
+    functions: list[str] = []
+    for resource in sorted(resources.files("pglab.fixes").iterdir(), key=lambda found: found.name):
+        if not resource.name.endswith(".sql"):
+            continue
+        blocks = parse_blocks(resource.read_text(encoding="utf-8"))
+        for block in ("setup", "migrate"):
+            for statement in pglast.parse_sql(blocks.get(block, "")):
+                node = statement.stmt
+                if isinstance(node, pglast.ast.CreateStmt) and node.relation and node.relation.relname:
+                    tables.append(str(node.relation.relname))
+                elif isinstance(node, pglast.ast.CreateFunctionStmt) and node.funcname:
+                    functions.append(str(node.funcname[-1].sval))
+    return (tuple(dict.fromkeys(name for name in tables if name not in TABLES)), tuple(dict.fromkeys(functions)))
+
+
 def drop_schema(conn: psycopg.Connection[Any], schema: str = LAB_SCHEMA) -> None:
-    """Drop the lab's tables, then its schema, without CASCADE: anything else in or on them
-    (someone's view over messages, an extension installed into the schema) stops the drop with
-    a one-line error naming it, and nothing of theirs is touched."""
-    tables = sql.SQL(", ").join(sql.Identifier(schema, table) for table in TABLES)
+    """Drop the lab's tables and the fixes' tables and functions, then its schema, without CASCADE: anything
+    else in or on them (someone's view over messages, an extension installed into the schema) stops
+    the drop with a one-line error naming it, and nothing of theirs is touched."""
+    extra_tables, functions = fix_objects()
+    tables = sql.SQL(", ").join(sql.Identifier(schema, table) for table in (*extra_tables, *TABLES))
     try:
         with conn.transaction():
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(tables))
+            for function in functions:
+                conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(sql.Identifier(schema, function)))
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {}").format(sql.Identifier(schema)))
     except psycopg.errors.DependentObjectsStillExist as error:
         detail = (error.diag.message_detail or str(error)).splitlines()[0]
@@ -171,13 +203,55 @@ def _insert_messages(conn: psycopg.Connection[Any], scale: Scale, first: int, la
          "first": first, "last": last})
 
 
-def _insert_notifications(conn: psycopg.Connection[Any], scale: Scale, first: int, last: int) -> None:
+# One notification per id `i` of `n` (users `u`, messages `m`), from `i` alone (no random()):
+# - user: `floor((u + 1) ^ h)` for `h` the fractional part of i times the golden ratio (evenly
+#   spread over [0, 1)): a Zipf-like skew where user 1 gets ln 2 / ln(u + 1) of all rows;
+# - created_at: NOTIFICATION_DAYS before EPOCH for i = 1, up to EPOCH, in id order;
+# - kind: `system` (no message, message_id NULL) for every SYSTEM_EVERY-th id, else a mention, a
+#   reply or a reaction to a message;
+# - read_at: user k last read their notifications 1 + (37 k mod LAST_READ_DAYS) days before
+#   EPOCH; the ones since are unread, and so is one older straggler in STRAGGLER_EVERY; the others
+#   were read a few hours after they came (and by that last read).
+_NOTIFICATION_CREATED = "%(epoch)s::timestamptz - (%(n)s - i) * (%(days)s * interval '1 day') / %(n)s"
+_NOTIFICATION_USER = ("least(%(u)s, floor(power(%(u)s + 1.0::float8,"
+                      " (i * 0.6180339887498949 - floor(i * 0.6180339887498949))::float8))::bigint)")
+_NOTIFICATION_SQL = (
+    "SELECT i, user_id,"
+    "  CASE WHEN i %% %(system)s = 0 THEN NULL ELSE 1 + (i * 104729) %% %(m)s END,"
+    "  CASE WHEN i %% %(system)s = 0 THEN 'system' WHEN i %% %(system)s < 7 THEN 'mention'"
+    "       WHEN i %% %(system)s < 9 THEN 'reply' ELSE 'reaction' END,"
+    "  {read_at}, created_at"
+    f" FROM (SELECT i, {_NOTIFICATION_USER} AS user_id, {_NOTIFICATION_CREATED} AS created_at"
+    "  FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS i) AS generated")
+_LAST_READ = "%(epoch)s::timestamptz - (1 + (user_id * 37) %% %(last_read_days)s) * interval '1 day'"
+_NOTIFICATION_READ_AT = (
+    f"CASE WHEN created_at > {_LAST_READ} OR {{i}} %% %(straggler)s = 0 THEN NULL"
+    f" ELSE least({_LAST_READ}, created_at + (1 + {{i}} %% 48) * interval '1 hour') END")
+
+
+def _notification_parameters(scale: Scale, first: int, last: int) -> dict[str, Any]:
+    return {"u": scale.users, "m": scale.messages, "n": scale.notifications, "epoch": EPOCH,
+            "days": NOTIFICATION_DAYS, "last_read_days": LAST_READ_DAYS, "straggler": STRAGGLER_EVERY,
+            "system": SYSTEM_EVERY, "first": first, "last": last}
+
+
+def _insert_notifications(conn: psycopg.Connection[Any], scale: Scale, first: int, last: int,
+                          missing_only: bool = False) -> None:
+    """Notifications `first`..`last` as `_NOTIFICATION_SQL` makes them; with `missing_only`, only
+    those a run deleted."""
+    read_at = _NOTIFICATION_READ_AT.format(i="i")
     conn.execute(
-        "INSERT INTO notifications (id, user_id, message_id, kind, read_at, created_at)"
-        " SELECT i, 1 + (i * 7919) %% %(users)s, 1 + (i * 104729) %% %(messages)s, 'mention',"
-        "  CASE WHEN i %% 3 = 0 THEN %(epoch)s::timestamptz END, %(epoch)s::timestamptz - interval '1 day'"
-        " FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS i",
-        {"users": scale.users, "messages": scale.messages, "epoch": EPOCH, "first": first, "last": last})
+        "INSERT INTO notifications (id, user_id, message_id, kind, read_at, created_at) "
+        + _NOTIFICATION_SQL.format(read_at=read_at)
+        + (" ON CONFLICT (id) DO NOTHING" if missing_only else ""),
+        _notification_parameters(scale, first, last))
+
+
+def _reset_read_at(conn: psycopg.Connection[Any], scale: Scale) -> None:
+    """Undo a run's "mark as read": every seeded notification's read_at as the seed made it."""
+    read_at = _NOTIFICATION_READ_AT.format(i="id")
+    conn.execute(f"UPDATE notifications SET read_at = {read_at} WHERE read_at IS DISTINCT FROM {read_at}",
+                 _notification_parameters(scale, 1, scale.notifications))
 
 
 def _finish(conn: psycopg.Connection[Any]) -> None:
@@ -197,15 +271,20 @@ def _finish(conn: psycopg.Connection[Any]) -> None:
 
 def restore(dsn: str, scale: Scale, schema: str = LAB_SCHEMA) -> None:
     """Put the seeded data back as `seed` made it, after a run wrote to it: remove the rows the
-    service added, undo its changes to seeded rows, recompute the totals, VACUUM ANALYZE. Much
-    faster than seeding again (and its indexes stay), so each side of a lab run starts alike."""
+    service added, put back the seeded ones it deleted, undo its changes to seeded rows (read_at,
+    a conversation's last activity), recompute the totals, VACUUM ANALYZE. Much faster than seeding
+    again (and its indexes stay), so each side of a lab run starts alike."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("SET search_path = {}, public").format(sql.Identifier(schema)))
         conn.execute("DELETE FROM notifications WHERE id > %s", (scale.notifications,))
         conn.execute("DELETE FROM messages WHERE id > %s", (scale.messages,))
-        conn.execute("UPDATE notifications SET read_at = CASE WHEN id %% 3 = 0 THEN %(epoch)s::timestamptz END"
-                     " WHERE read_at IS DISTINCT FROM CASE WHEN id %% 3 = 0 THEN %(epoch)s::timestamptz END",
-                     {"epoch": EPOCH})
+        row = conn.execute("SELECT count(*) FROM notifications").fetchone()
+        if row and row[0] < scale.notifications:  # a retention job deleted seeded ones: put them back
+            _skip_foreign_key_checks(conn)
+            _insert_notifications(conn, scale, 1, scale.notifications, missing_only=True)
+        _reset_read_at(conn, scale)
+        conn.execute("UPDATE conversations SET updated_at = %(epoch)s::timestamptz WHERE id <= %(n)s"
+                     " AND updated_at <> %(epoch)s::timestamptz", {"epoch": EPOCH, "n": scale.conversations})
         conn.execute("UPDATE users u SET tokens_used = coalesce(t.total, 0) FROM users v LEFT JOIN"
                      " (SELECT user_id, sum(tokens) AS total FROM messages GROUP BY user_id) t ON t.user_id = v.id"
                      " WHERE v.id = u.id AND u.tokens_used <> coalesce(t.total, 0)")

@@ -41,6 +41,7 @@ def explain(report: dict[str, Any], console: Console) -> None:
     if report.get("lesson"):
         console.print(f"\n[bold]{escape(entry_id)}[/]: {escape(_first_paragraph(report['lesson']))}")
     _what_it_did(report, console)
+    _naive_answer_wrong(report.get("naive_answer_wrong"), console)
     _what_the_detector_saw(entry_id, naive, fixed, console)
     _the_fix(report.get("fix") or {}, console)
     effect = report.get("effect")
@@ -120,6 +121,15 @@ def _what_it_did(report: dict[str, Any], console: Console) -> None:
         console.print(f"\n[bold]What {escape(str(report.get('id', '?')))} did[/] (the harm it predicts):")
         for line in lines:
             console.print(escape(line))
+
+
+def _naive_answer_wrong(wrong: dict[str, Any] | None, console: Console) -> None:
+    """The naive side's answers that an independent oracle refuted and the fixed side's confirmed."""
+    if not wrong:
+        return
+    console.print(f"\n[bold]The naive answer was wrong[/] ({escape(str(wrong.get('why', '')))}):")
+    for probe in wrong.get("probes") or []:
+        console.print(escape(f"  {probe}"))
 
 
 def _what_the_detector_saw(entry_id: str, naive: Side, fixed: Side, console: Console) -> None:

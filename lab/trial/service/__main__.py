@@ -12,7 +12,7 @@ import uvicorn
 
 from pglab.lab.trial.service import paths
 from pglab.lab.trial.service.app import create_app
-from pglab.lab.trial.service.config import DSN_VARIABLE, ServiceConfig
+from pglab.lab.trial.service.config import DSN_VARIABLE, TOKEN_VARIABLE, ServiceConfig
 
 
 def _override(text: str) -> tuple[str, str]:
@@ -39,7 +39,7 @@ def main() -> None:
         parser.error(f"no database: set {DSN_VARIABLE} or pass --dsn")
     config = ServiceConfig(dsn=args.dsn, naive=frozenset(args.naive), overrides=tuple(args.override),
                            application_name=args.application_name, pool_size=args.pool_size,
-                           pool_timeout=args.pool_timeout)
+                           pool_timeout=args.pool_timeout, control_token=os.environ.get(TOKEN_VARIABLE, ""))
     uvicorn.run(create_app(config), host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
                 lifespan="on", timeout_graceful_shutdown=2)
 

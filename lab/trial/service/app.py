@@ -33,11 +33,21 @@ class Service:
         self.errors = 0
         self._overrides = {entry_id: paths.load_file(entry_id, path) for entry_id, path in config.overrides}
         self._roles = paths.by_role()
+        self.shipped: set[str] = set()  # ids whose fix an operator shipped while the service ran
 
     def impl(self, entry_id: str) -> Any:
-        """The implementation this run uses for `entry_id`: naive if the run asks for it, else fixed."""
+        """The implementation this run uses for `entry_id`: naive if the run asks for it and no
+        operator has shipped its fix since, else fixed."""
         source = self._overrides.get(entry_id) or paths.module(entry_id)
-        return source.naive if self.config.is_naive(entry_id) else source.fixed
+        naive = self.config.is_naive(entry_id) and entry_id not in self.shipped
+        return source.naive if naive else source.fixed
+
+    def ship_fix(self, entry_id: str, file: str | None) -> None:
+        """A campaign's operator ships a fix to the running service (no restart: the data, pool and
+        counters stay): the path runs fixed from now on, with `file`'s code when one is given."""
+        if file:
+            self._overrides[entry_id] = paths.load_file(entry_id, file)
+        self.shipped.add(entry_id)
 
     @staticmethod
     def respond(body: Any, status: int = 200) -> Response:
@@ -60,7 +70,9 @@ class Service:
 
     async def record_message(self, conn: psycopg.AsyncConnection[Any], conversation_id: int, user_id: int,
                              body: str) -> dict[str, Any]:
-        """Store a message and charge its tokens to the author (the `charge` path)."""
+        """Store a message: touch its conversation's last activity (the `touch` path), charge its
+        tokens to the author (the `charge` path), insert it; all in the caller's transaction."""
+        await self.role("touch")(conn, conversation_id)
         tokens = await self.role("charge")(conn, user_id, body, self.count_tokens)
         cursor = await conn.execute(
             "INSERT INTO messages (conversation_id, user_id, body, tokens) VALUES (%s, %s, %s, %s) RETURNING id",
@@ -75,6 +87,18 @@ def shared_routes(router: APIRouter, service: Service) -> None:
     @router.get("/health")
     async def health() -> Response:
         return service.respond({"ok": True})
+
+    @router.post("/_lab/fix/{entry_id}")
+    async def ship(entry_id: str, request: Request) -> Response:
+        """Only the process that started the service knows its token: any local user can reach
+        127.0.0.1, and a fix may name a file of code to load."""
+        if not service.config.control_token or request.headers.get("x-pglab-token") != service.config.control_token:
+            return service.respond({"error": "forbidden"}, status=403)
+        if entry_id not in paths.available():
+            return service.respond({"error": f"no code path {entry_id}"}, status=404)
+        body = orjson.loads(await request.body() or b"{}")
+        service.ship_fix(entry_id, body.get("file"))
+        return service.respond({"shipped": sorted(service.shipped)})
 
     @router.get("/_lab/stats")
     async def lab_stats() -> Response:
@@ -98,13 +122,6 @@ def shared_routes(router: APIRouter, service: Service) -> None:
             rows = await cursor.fetchall()
         return service.respond([{"id": i, "kind": k, "message_id": m, "read_at": r, "created_at": at}
                                 for i, k, m, r, at in rows])
-
-    @router.post("/users/{user_id}/notifications/read")
-    async def mark_read(user_id: int) -> Response:
-        async with service.connection() as conn:
-            cursor = await conn.execute(
-                "UPDATE notifications SET read_at = now() WHERE user_id = %s AND read_at IS NULL", (user_id,))
-        return service.respond({"marked": cursor.rowcount})
 
 
 def create_app(config: ServiceConfig) -> FastAPI:
@@ -161,7 +178,9 @@ def _handle_errors(app: FastAPI, service: Service) -> None:
 
     @app.exception_handler(Unavailable)
     async def unavailable(request: Request, error: Unavailable) -> Response:
-        return service.respond({"error": str(error)}, status=503)
+        response = service.respond({"error": str(error)}, status=503)
+        response.headers["Retry-After"] = "1"  # the client may come back: the service is busy, not broken
+        return response
 
     @app.exception_handler(psycopg.Error)
     async def database_error(request: Request, error: psycopg.Error) -> Response:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 APPLICATION_NAME = "pglab-service"  # the prefix; each lab run adds its own tag
 
 DSN_VARIABLE = "PGLAB_SERVICE_DSN"
+TOKEN_VARIABLE = "PGLAB_SERVICE_TOKEN"  # in the environment, like the DSN: a command line is public
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,25 @@ class ServiceConfig:
     stream_chunks: int = 10  # the simulated model emits this many chunks...
     stream_interval: float = 0.2  # ...this many seconds apart
     tokenizer_delay: float = 0.01  # the simulated tokenizer call every posted message makes
-    statement_timeout_ms: int = 15_000  # no naive query outlives its run by more than this
+    control_token: str = ""  # POST /_lab/fix needs it; empty: no operator may ship fixes
+    statement_timeout_ms: int = 15_000  # without a `session` path: no naive query outlives its run by more
 
     def is_naive(self, entry_id: str) -> bool:
         return entry_id in self.naive
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """What each of the service's connections starts with, and how long a request waits for one
+    from the pool. A timeout of 0 is no timeout, as in Postgres."""
+
+    statement_timeout_ms: int = 0
+    lock_timeout_ms: int = 0
+    idle_in_transaction_ms: int = 0
+    acquire_timeout_s: float = 30.0  # psycopg_pool's default
+
+    def options(self) -> str:
+        """libpq `options` for the server-side timeouts that are set (none when all are 0)."""
+        settings = (("statement_timeout", self.statement_timeout_ms), ("lock_timeout", self.lock_timeout_ms),
+                    ("idle_in_transaction_session_timeout", self.idle_in_transaction_ms))
+        return " ".join(f"-c {name}={value}" for name, value in settings if value)

@@ -16,14 +16,15 @@ from pglab.lab.core.errors import UserError
 from pglab.lab.postgres.launcher import free_port
 from pglab.lab.postgres.leftovers import owner_tag
 from pglab.lab.trial.loadrun import last_lines, spawn, stop
-from pglab.lab.trial.service.config import DSN_VARIABLE
+from pglab.lab.trial.service.config import DSN_VARIABLE, TOKEN_VARIABLE
 
 START_TIMEOUT = 30.0
 
 
 @contextmanager
 def running_service(dsn: str, naive: frozenset[str], pool_size: int | None = None,
-                    application_name: str | None = None, overrides: dict[str, Path] | None = None) -> Iterator[str]:
+                    application_name: str | None = None, overrides: dict[str, Path] | None = None,
+                    control_token: str = "") -> Iterator[str]:
     """The service on 127.0.0.1 with `naive` code paths (and `overrides`: id -> a file whose
     naive/fixed replace that path's); yields its base URL. Its scratch directory is named after
     this process, so a later run can sweep it if this one is killed."""
@@ -41,7 +42,7 @@ def running_service(dsn: str, naive: frozenset[str], pool_size: int | None = Non
         command += ["--application-name", application_name]
     with tempfile.TemporaryDirectory(prefix=f"pglab-service-{owner_tag()}-") as scratch:
         log = Path(scratch) / "service.log"
-        process = spawn(command, log, env={DSN_VARIABLE: dsn})
+        process = spawn(command, log, env={DSN_VARIABLE: dsn, TOKEN_VARIABLE: control_token})
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(process, url, log)
@@ -61,6 +62,15 @@ def _wait_ready(process: Any, url: str, log: Path) -> None:
         except OSError:
             time.sleep(0.1)
     raise UserError(f"the lab service did not answer within {START_TIMEOUT:.0f} s: {last_lines(log)}")
+
+
+def ship_fix(url: str, token: str, entry_id: str, file: Path | None = None) -> None:
+    """Tell the running service to run `entry_id`'s fixed path (or `file`'s code) from now on."""
+    body = json.dumps({"file": str(file)} if file else {}).encode()
+    request = urllib.request.Request(f"{url}/_lab/fix/{entry_id}", data=body, method="POST",
+                                     headers={"x-pglab-token": token, "content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
 
 
 def service_stats(url: str) -> dict[str, int]:

@@ -10,7 +10,10 @@ Each module is what a student gets in the classroom, so it stays small and reada
   of the requests whose latency shows it, and `PROBES`: deterministic requests whose answers (and
   resulting rows) must be the same on both sides;
 - its SQL comes from `fixes/<id>.sql` (`statements(__name__, "naive")`), so the fix that is taught
-  is the fix that is measured.
+  is the fix that is measured;
+- `NAIVE_ANSWER_WRONG` (why) and `ORACLE_PARAMS` (probe path -> the fix file's `oracle` block's
+  parameters), only where the naive code answers wrongly (NOT IN over NULLs): the two sides may then
+  answer differently, as long as an independent oracle refutes the naive answer and confirms the fix.
 
 Adding an anti-pattern to the service is adding a module here, never editing a list.
 """
@@ -73,10 +76,15 @@ def by_role() -> dict[str, str]:
 
 def load_file(entry_id: str, path: str | Path) -> ModuleType:
     """A file standing in for `entry_id`'s module (a student's attempt, a deliberately broken fix):
-    its `naive` and `fixed` replace the module's; routes and predictions stay the module's."""
+    its `naive` and `fixed` replace the module's; routes and predictions stay the module's. A
+    classroom file defines only `handler`: it is the fixed side, and the naive side stays the
+    module's own, so a grade compares the student's code with the reference naive code."""
     spec = importlib.util.spec_from_file_location(f"pglab_override_{entry_id}", path)
     if spec is None or spec.loader is None:
         raise ValueError(f"cannot load {path} for {entry_id}")
     loaded = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loaded)
+    if hasattr(loaded, "handler"):
+        setattr(loaded, "fixed", loaded.handler)  # noqa: B010 (a module's attributes are not declared)
+        setattr(loaded, "naive", getattr(loaded, "naive", module(entry_id).naive))  # noqa: B010
     return loaded

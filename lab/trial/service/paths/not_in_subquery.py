@@ -1,0 +1,51 @@
+"""The "needs attention" inbox: the latest messages that drew no reply, reaction or mention yet,
+i.e. that no notification refers to.
+
+Naive: `WHERE id NOT IN (SELECT message_id FROM notifications)`. It reads like English and is
+wrong: notifications.message_id is nullable, and system notifications (every tenth one) are
+about no message. `x NOT IN (list)` means `x <> ALL (list)`; with a NULL in the list that is
+never true, only false or unknown, so the inbox is always empty. And it is slow for the same
+reason: no row ever passes, so `LIMIT 50` never fills and every call reads the whole messages
+table (once notifications outgrow work_mem, it re-reads them per message as well).
+Fixed: `NOT EXISTS (SELECT 1 FROM notifications n WHERE n.message_id = m.id)`: a NULL never
+equals anything, so it means what was meant; the planner makes it an anti-join that stops after
+50 rows.
+
+The lab checks the answers against an oracle (the `oracle` block of fixes/not_in_subquery.sql:
+the same inbox as a set difference over a join), not against the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from pglab.lab.trial.service.paths import statements
+
+PREDICTED = ("p99_under_slo",)
+ENDPOINTS = ("GET /inbox/unanswered",)
+PROBES = (("GET", "/inbox/unanswered", None),)
+NAIVE_ANSWER_WRONG = "NOT IN is never true once its subquery yields a NULL: system notifications have no message"
+ORACLE_PARAMS: dict[str, dict[str, Any]] = {"/inbox/unanswered": {}}  # probe path -> the oracle's parameters
+
+
+async def naive(conn: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]]:
+    (query,) = statements(__name__, "naive")
+    cursor = await conn.execute(query)
+    return [{"id": i, "conversation_id": c, "user_id": u, "created_at": at} for i, c, u, at in await cursor.fetchall()]
+
+
+async def fixed(conn: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]]:
+    (query,) = statements(__name__, "fixed")
+    cursor = await conn.execute(query)
+    return [{"id": i, "conversation_id": c, "user_id": u, "created_at": at} for i, c, u, at in await cursor.fetchall()]
+
+
+def routes(router: APIRouter, service: Any, impl: Any) -> None:
+    @router.get("/inbox/unanswered")
+    async def unanswered() -> Response:
+        async with service.connection() as conn:
+            return service.respond(await impl(conn))

@@ -1,0 +1,46 @@
+"""Marking all of a user's notifications as read.
+
+Naive: list the unread ids, then one `UPDATE ... WHERE id = %s` per id, in one transaction: a
+user with two thousand unread notifications costs two thousand round trips, while the
+transaction holds a pooled connection and every row it has marked so far.
+Fixed: one set-based `UPDATE ... WHERE user_id = %s AND read_at IS NULL`: one round trip, the
+same rows changed, and no list carried to the application and back. (When the client picks the
+rows, send their ids as one array: `UPDATE ... WHERE id = ANY(%s) AND user_id = %s`.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from pglab.lab.trial.service.paths import statements
+
+PREDICTED = ("p99_under_slo",)
+ENDPOINTS = ("POST /users/[id]/notifications/read",)
+PROBES = (("POST", "/users/2/notifications/read", None), ("POST", "/users/40/notifications/read", None),
+          ("POST", "/users/999/notifications/read", None))
+
+
+async def naive(conn: psycopg.AsyncConnection[Any], user_id: int) -> int:
+    unread, mark = statements(__name__, "naive")
+    ids = [row[0] for row in await (await conn.execute(unread, {"user_id": user_id})).fetchall()]
+    for notification_id in ids:
+        await conn.execute(mark, {"id": notification_id})
+    return len(ids)
+
+
+async def fixed(conn: psycopg.AsyncConnection[Any], user_id: int) -> int:
+    (mark_all,) = statements(__name__, "fixed")
+    cursor = await conn.execute(mark_all, {"user_id": user_id})
+    return cursor.rowcount
+
+
+def routes(router: APIRouter, service: Any, impl: Any) -> None:
+    @router.post("/users/{user_id}/notifications/read")
+    async def mark_read(user_id: int) -> Response:
+        async with service.connection() as conn, conn.transaction():
+            marked = await impl(conn, user_id)
+        return service.respond({"marked": marked})

@@ -1,0 +1,45 @@
+"""A user's inbox: their newest conversations, twenty at a time.
+
+The code is the same on both sides: `WHERE owner_id = $1 ORDER BY created_at DESC, id DESC
+LIMIT 20`. The table's only index on owner_id is the foreign-key index, which finds the owner's
+conversations but not in order, so Postgres fetches every one of them and sorts them all to keep
+twenty. A person owns a handful and never notices; an integration account (a help-desk connector
+that opens a conversation per ticket) owns tens of thousands, and each of its inbox pages reads
+and sorts all of them. The fix is a composite index, filter column first, then the sort columns
+(`migrate` in fixes/sort_without_index.sql): the owner's entries are already in order in it,
+and Postgres reads twenty of them, backwards, and stops.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from pglab.lab.trial.service.paths import statements
+
+INTEGRATIONS = range(1, 6)  # the integration accounts the setup block of fixes/sort_without_index.sql creates
+PREDICTED = ("p99_under_slo",)
+ENDPOINTS = ("GET /users/[id]/inbox",)
+PROBES = tuple(("GET", f"/users/{user}/inbox", None) for user in (*INTEGRATIONS[:2], 500, 999))
+
+
+async def naive(conn: psycopg.AsyncConnection[Any], user_id: int) -> list[dict[str, Any]]:
+    (query,) = statements(__name__, "naive")
+    cursor = await conn.execute(query, {"user_id": user_id})
+    return [{"id": i, "title": title, "created_at": at} for i, title, at in await cursor.fetchall()]
+
+
+async def fixed(conn: psycopg.AsyncConnection[Any], user_id: int) -> list[dict[str, Any]]:
+    (query,) = statements(__name__, "fixed")
+    cursor = await conn.execute(query, {"user_id": user_id})
+    return [{"id": i, "title": title, "created_at": at} for i, title, at in await cursor.fetchall()]
+
+
+def routes(router: APIRouter, service: Any, impl: Any) -> None:
+    @router.get("/users/{user_id}/inbox")
+    async def inbox(user_id: int) -> Response:
+        async with service.connection() as conn:
+            return service.respond(await impl(conn, user_id))

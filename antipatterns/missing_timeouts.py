@@ -36,7 +36,9 @@ Static: a pool or connection created without them: no `statement_timeout` or
 the migrations with `ALTER ROLE ... SET`, no `connect_timeout`, and a pool without an acquire
 `timeout` (or an unbounded one). Runtime: the settings as the application's role sees them
 (`pg_settings`, `pg_db_role_setting`) at 0, and runaway work: statements active, or sessions
-idle in transaction, far longer than any request should take.
+idle in transaction, far longer than any request should take; and, whatever the settings, a
+transaction idle for seconds while other sessions queue on its locks (its own timeout, which no
+other session can read, is evidently 0 or longer than that).
 
 ## The fix
 
@@ -45,7 +47,10 @@ jobs can choose their own: `statement_timeout` a little above the slowest legiti
 request path, `lock_timeout` short, `idle_in_transaction_session_timeout` a few seconds (the
 server then terminates such sessions, releasing their locks and horizon), plus `connect_timeout`
 and a pool acquire timeout well under the request SLO. Pass them per connection, as below, or
-once with `ALTER ROLE chat_app SET statement_timeout = '5s'`. Handle the resulting errors:
+once with `ALTER ROLE chat_app SET statement_timeout = '5s'`. A transaction that waits on a call
+out of the database (a webhook, a link preview) can set a tighter limit for itself alone with
+`SET LOCAL` (or `set_config(name, value, true)`), without cutting short the sessions that
+legitimately wait longer. Handle the resulting errors:
 57014 `query_canceled` and 55P03 `lock_not_available` are retryable or reportable, not crashes.
 
 ## Example
@@ -90,7 +95,7 @@ from pglab.lab.check.pools import creation
 CODE = "PGL016"
 CATEGORY = "connections"
 STATIC_SIGNAL = "pool or connection created without statement/idle-in-transaction/acquire timeouts"
-RUNTIME_SIGNAL = "timeouts at 0 for the app role; runaway active / idle-in-transaction sessions"
+RUNTIME_SIGNAL = "timeouts at 0 for the app role; runaway active / idle-in-transaction sessions, idle lock holders"
 FIX_HINT = "set statement_timeout, lock_timeout, idle_in_transaction_session_timeout, pool timeout"
 # Off by default in test code and benchmark scripts (`[tool.pglab] default-per-file-ignores`): why.
 OFF_IN_TEST_CODE = "a test's connections live for one test; a runaway there fails the test run, not production"

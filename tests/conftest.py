@@ -61,3 +61,13 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("PGLAB_CACHE_DIR", raising=False)
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
     return tmp_path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `load` (long load runs) are opt-in: `pytest -m load` runs them."""
+    if "load" in (config.getoption("markexpr") or ""):
+        return
+    opt_in = pytest.mark.skip(reason="a long load run: opt in with `pytest -m load`")
+    for item in items:
+        if "load" in item.keywords:
+            item.add_marker(opt_in)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
 import pytest
-from test_detectors_support import ids, of, run_block, seed_chat, statements
+from test_detectors_support import ids, of, seed_chat, statements
 
 from conftest import embedded_only
 from pglab.lab.core.fixes import fix_blocks
@@ -76,18 +76,19 @@ def test_streaming_txn(chat_dsn: str) -> None:
 def test_missing_timeouts(chat_dsn: str) -> None:
     limits = {"missing_timeouts": {"min_seconds": 1.0}}
 
-    def long_statement() -> None:
-        with psycopg.connect(chat_dsn, autocommit=True) as app:
-            app.execute("SELECT pg_sleep(2.5)")
+    def long_statement(options: str = "") -> Callable[[], None]:
+        def run() -> None:
+            with psycopg.connect(chat_dsn, autocommit=True, options=options) as app, \
+                    suppress(psycopg.errors.QueryCanceled):
+                app.execute("SELECT pg_sleep(2.5)")
+        return run
 
-    with in_background(long_statement):
+    with in_background(long_statement()):
         time.sleep(1.3)
         found = run_detectors(chat_dsn, explain_top=False, thresholds=limits)[0]
     (finding,) = of(found, "missing_timeouts")
     assert finding.evidence["settings"]["statement_timeout"] == "0"
-    with psycopg.connect(chat_dsn, autocommit=True) as conn:
-        run_block(conn, "missing_timeouts", "migrate")
-    with in_background(long_statement):
+    with in_background(long_statement("-c statement_timeout=1000")):  # the fix: the session's own timeout
         time.sleep(1.3)
         assert "missing_timeouts" not in detected(chat_dsn, **limits)
 

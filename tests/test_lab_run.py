@@ -1,5 +1,7 @@
-"""`pglab lab run`: the verdict's rules, bad input, Ctrl-C and SIGTERM, and the eight anti-patterns
-cured live under the rules of issue 12 (isolation, predicted harm, same work, same answers).
+"""`pglab lab run`: the verdict's rules, bad input, Ctrl-C and SIGTERM, and every anti-pattern of the
+catalogue cured live under the lab's rules (isolation, predicted harm, same work, same answers); an
+entry whose path declares a measured KNOWN_FINDING xfails with it when its verdict is the one the
+finding explains (KNOWN_VERDICT, by default not_reproduced), and fails on any other.
 
 The live runs use pglab's own embedded server (a deliberately small max_connections, and
 pg_stat_statements preloaded for the detectors), so they run in the embedded pass only.
@@ -134,7 +136,9 @@ def test_a_signal_stops_service_locust_and_postgres_and_leaves_no_scratch(stop_s
 def test_the_lab_cures(entry_id: str, tmp_path: Path) -> None:
     if entry_id not in detector_modules() and not hasattr(find_entry(entry_id).module, "RUNTIME_INVARIANT"):
         pytest.xfail(f"no runtime detector for {entry_id} yet: its verdict cannot be `cured`")
-    finding = getattr(paths.module(entry_id), "KNOWN_FINDING", None) if entry_id in paths.available() else None
+    module = paths.module(entry_id) if entry_id in paths.available() else None
+    finding = getattr(module, "KNOWN_FINDING", None)
+    known_verdict = getattr(module, "KNOWN_VERDICT", "not_reproduced")  # the verdict the finding explains
     report_path = tmp_path / "report.json"
     result = run_pglab("lab", "run", entry_id, "--duration", LIVE_DURATION, "--json", str(report_path), timeout=400)
     assert result.returncode == 0, result.stderr
@@ -145,7 +149,7 @@ def test_the_lab_cures(entry_id: str, tmp_path: Path) -> None:
         assert report[side]["timeline"] and set(report[side]["timeline"][0]) >= TIMELINE_FIELDS
     assert entry_id not in report["naive"]["fixes_in_effect"] and entry_id in report["fixed"]["fixes_in_effect"]
     assert set(report["naive"]["fixes_in_effect"]) == set(lab_ids()) - {entry_id}  # every other fix, both sides
-    if finding and report["verdict"] == "not_reproduced":
+    if finding and report["verdict"] == known_verdict:
         pytest.xfail(f"{entry_id}: {finding} ({report['reason']})")  # the path's own measured finding
     assert report["verdict"] == "cured", f"{report['reason']}\n{result.stdout}"
     assert report["equivalent"] is True and report["repeats"] == 1

@@ -148,5 +148,6 @@ def test_no_two_code_paths_claim_the_same_route() -> None:
     from pglab.lab.trial.service.config import ServiceConfig
 
     app = create_app(ServiceConfig(dsn="postgresql://nobody@127.0.0.1:1/none"))  # connects lazily: never here
-    claimed = [(method, route.path) for route in app.routes if isinstance(route, APIRoute) for method in route.methods]
+    claimed = [(method, route.path) for route in app.routes if isinstance(route, APIRoute)
+               for method in route.methods or ()]
     assert sorted(claimed) == sorted(set(claimed)), sorted({c for c in claimed if claimed.count(c) > 1})

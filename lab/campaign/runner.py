@@ -24,13 +24,11 @@ from pglab.lab.core.errors import UserError
 from pglab.lab.postgres.leftovers import terminate_as_interrupt
 from pglab.lab.runtime import diagnose
 from pglab.lab.trial import baseline, invariants, seed
-from pglab.lab.trial.runner import load_sample
+from pglab.lab.trial.runner import apply_statements, load_sample
 from pglab.lab.trial.server import (
     Footprint,
     RunIdentity,
     enable_statement_statistics,
-    installed_extensions,
-    lab_connect,
     lab_server,
     safe_dsn,
     sweep_scratch,
@@ -153,13 +151,7 @@ class Campaign:
         self.say(f"  shipped {shipment.describe()}")
 
     def _apply(self, dsn: str, statements: list[str]) -> None:
-        with lab_connect(dsn) as conn:
-            before = installed_extensions(conn)
-            for statement in statements:
-                conn.execute(statement)
-            self.footprint.note_extensions(conn, before)
-            for table in seed.TABLES:
-                conn.execute(f"ANALYZE {table}")
+        apply_statements(dsn, statements, self.footprint)
 
     def _attempt(self, url: str, dsn: str, trial: Trial, sample: dict[str, Any],
                  sampler: invariants.ActivitySampler, began: float) -> Attempt:

@@ -81,15 +81,7 @@ class LabRun:
         return baseline.migration(self.entry_id) if self.fixed_migration is None else self.fixed_migration
 
     def apply(self, dsn: str, statements: list[str]) -> None:
-        """Migrations one statement at a time (CREATE INDEX CONCURRENTLY refuses a transaction),
-        noting the extensions they create, then ANALYZE."""
-        with lab_connect(dsn) as conn:
-            before = installed_extensions(conn)
-            for statement in statements:
-                conn.execute(statement)
-            self.footprint.note_extensions(conn, before)
-            for table in seed.TABLES:
-                conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+        apply_statements(dsn, statements, self.footprint)
 
     def run_side(self, dsn: str, label: str, fixed: bool) -> Side:
         indexes = index_definitions(dsn)
@@ -163,6 +155,18 @@ class LabRun:
     def _say(self, what: str, done: float, total: float) -> None:
         if self.progress:
             self.progress(what, done, total)
+
+
+def apply_statements(dsn: str, statements: list[str], footprint: Footprint) -> None:
+    """Migrations one statement at a time (CREATE INDEX CONCURRENTLY refuses a transaction),
+    noting the extensions they create, then ANALYZE."""
+    with lab_connect(dsn) as conn:
+        before = installed_extensions(conn)
+        for statement in statements:
+            conn.execute(statement)
+        footprint.note_extensions(conn, before)
+        for table in seed.TABLES:
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
 
 def load_sample(dsn: str, scale: seed.Scale) -> dict[str, Any]:

@@ -38,6 +38,7 @@ class SessionSettings:
     lock_timeout_ms: int = 0
     idle_in_transaction_ms: int = 0
     acquire_timeout_s: float = 30.0  # psycopg_pool's default
+    callout_idle_ms: int = 0  # set (SET LOCAL) by a transaction that waits on a call out of the database
 
     def options(self) -> str:
         """libpq `options` for the server-side timeouts that are set (none when all are 0)."""

@@ -30,6 +30,18 @@ from pglab.lab.trial.service.db import Unavailable
 from pglab.lab.trial.service.paths import statements
 
 PREDICTED = ("goodput_within_slo", "p99_under_slo")
+# Measured, 2026-11-30, `pglab lab run no_load_shedding --duration 8` (and tests/bench/shedding_bench.py),
+# 60 views/s offered, the report query (16-21 views/s is what 10 connections completed):
+KNOWN_FINDING = (
+    "not cured on a shared 2-core box: the database's work is CPU, shared with Locust, uvicorn and other"
+    " load, so a query's time grows with everything running, not with its own queue alone. No limit: 16-21"
+    " answers/s, p99 4.4-5.0 s, goodput 0/s. Adaptive limit (settles at its floor, 4): 8-8.5 answers/s,"
+    " p99 330-370 ms, goodput 0.5-8.5/s, 84-86 % shed. Fixed limit 10 with a 25 ms acquire timeout: 15/s,"
+    " p99 2.0 s, goodput 0-15/s. Shedding raises goodput from 0 but no limit meets a 250 ms p99 and"
+    " 80 % of the capacity: 4 queries in flight already take ~0.5 s each, and the database completes"
+    " half as much with 4 backends as with 10 (fewer runnable processes, a smaller share of the CPU)"
+)
+KNOWN_VERDICT = "not_cured"  # the verdict the finding explains; the live test expects no other
 ENDPOINTS = ("GET /conversations/[id]/top-posters",)
 PROBES = (("GET", "/conversations/1/top-posters", None), ("GET", "/conversations/700/top-posters", None))
 

@@ -81,6 +81,7 @@ def test_the_auto_operator_fixes_from_signals_and_fixes_stay(tmp_path: Path) -> 
     assert again["result"] == "immune" and not again["violated"], again  # trial 1's fix still in effect
 
 
+@pytest.mark.load
 @embedded_only("campaigns run on pglab's own server")
 def test_without_an_operator_the_damage_stays(tmp_path: Path) -> None:
     data = _campaign(tmp_path, "none")

@@ -119,8 +119,10 @@ def test_unchanged_fails_and_the_reference_fix_passes_with_a_gradescope_file(tmp
     assert all(test["score"] == test["max_score"] for test in results["tests"])
 
 
+LOAD_TIER_CHEATS = {"answers 503", "returns an empty list"}  # the default tier keeps two: its time budget
 CHEATS = {
-    "deletes rows in the migration": (None, "DELETE FROM messages WHERE conversation_id > 100;"),
+    "deletes rows in the migration": (None, "DELETE FROM messages m WHERE conversation_id > 100 AND NOT EXISTS"
+                                            " (SELECT FROM notifications n WHERE n.message_id = m.id);"),
     "returns an empty list": ("async def handler(conn, conversation_id):\n    return []\n", ""),
     "answers 503": ("from fastapi import HTTPException\n\n\nasync def handler(conn, conversation_id):\n"
                     "    raise HTTPException(503, 'busy')\n", ""),
@@ -132,7 +134,8 @@ CHEATS = {
 
 
 @embedded_only("grades are lab runs on pglab's own server")
-@pytest.mark.parametrize("cheat", sorted(CHEATS))
+@pytest.mark.parametrize("cheat", [pytest.param(name, marks=[pytest.mark.load] if name in LOAD_TIER_CHEATS else [])
+                                   for name in sorted(CHEATS)])
 def test_cheating_is_never_a_pass(tmp_path: Path, cheat: str) -> None:
     target = _exercise(tmp_path, CHEATED)
     _solve(target, CHEATED)  # the real index is there: only the cheat stands between it and a pass

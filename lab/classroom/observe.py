@@ -34,7 +34,7 @@ def observe(workspace: Workspace, scale: str, duration: float, progress: Progres
             seed.seed(safe_dsn(data), run.scale, progress=lambda label, done, total: _say(
                 progress, f"seeding {scale}: {label}", done, total))
             run.apply(data, baseline.setup(run.entry_id) + baseline.background_migrations(run.entry_id))
-            run.apply(data, run.own_migration())
+            run.apply_own_migration(data)
             if on_server:
                 on_server(data)
             return run.run_side(data, "your code", fixed=True)

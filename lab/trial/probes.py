@@ -97,18 +97,19 @@ def oracle_check(dsn: str, entry_id: str, params: dict[str, Any], reply: Any) ->
 def add_new_data(dsn: str, probes: tuple[paths.Probe, ...]) -> None:
     """What arrives between two rounds of probes: a new message (with rare search words in it) in
     every conversation a probe names and in the hot ones, and a new unread notification for every
-    user a probe names, stamped at a fixed time so both sides see the same rows. Only inserts, so
-    `seed.restore` removes them with the run's other rows."""
+    user a probe names, each stamped at its own fixed time so both sides see the same rows in the same
+    order. Only inserts, so `seed.restore` removes them with the run's other rows."""
     conversations = {1, 2, 3} | _ids_after("/conversations/", probes)
     users = _ids_after("/users/", probes)
     body = " ".join(["news", *seed.rare_words(3)])
     with lab_connect(dsn) as conn:
         conn.execute(f"INSERT {MARKER} INTO messages (conversation_id, user_id, body, tokens, created_at)"
-                     " SELECT c.id, c.owner_id, %s, 0, %s::timestamptz + interval '1 hour' FROM conversations c"
+                     " SELECT c.id, c.owner_id, %s, 0, %s::timestamptz + interval '1 hour' + c.id * interval '1 second'"
+                     " FROM conversations c"
                      " WHERE c.id = ANY(%s) ORDER BY c.id", (body, seed.EPOCH, sorted(conversations)))
         conn.execute(f"INSERT {MARKER} INTO notifications (user_id, kind, created_at)"
-                     " SELECT u.id, 'news', %s::timestamptz + interval '1 hour' FROM users u"
-                     " WHERE u.id = ANY(%s) ORDER BY u.id", (seed.EPOCH, sorted(users)))
+                     " SELECT u.id, 'news', %s::timestamptz + interval '1 hour' + u.id * interval '1 second'"
+                     " FROM users u WHERE u.id = ANY(%s) ORDER BY u.id", (seed.EPOCH, sorted(users)))
 
 
 def _ids_after(prefix: str, probes: tuple[paths.Probe, ...]) -> set[int]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from pglab.lab.core.catalogue import load_catalogue
@@ -72,13 +73,23 @@ class LabRun:
                     for definition in baseline_definitions - set(index_definitions(dsn)):  # a fix that drops indexes
                         conn.execute(definition)
                 if is_fixed:
-                    self.apply(dsn, self.own_migration())
+                    self.apply_own_migration(dsn)
                 sides.append(self.run_side(dsn, f"{label} {repeat}/{repeats}", fixed=is_fixed))
         return naive, fixed
 
     def own_migration(self) -> list[str]:
         """The fixed side's DDL: the reference fix's, or the one a grade was given."""
         return baseline.migration(self.entry_id) if self.fixed_migration is None else self.fixed_migration
+
+    def apply_own_migration(self, dsn: str) -> None:
+        """The fixed side's DDL. A given one (a student's) that fails is the student's error, said in
+        one line, not the lab's."""
+        try:
+            self.apply(dsn, self.own_migration())
+        except psycopg.Error as error:
+            if self.fixed_migration is None:
+                raise
+            raise UserError(f"the migration failed: {str(error).strip().splitlines()[0]}") from None
 
     def apply(self, dsn: str, statements: list[str]) -> None:
         apply_statements(dsn, statements, self.footprint)

@@ -6,7 +6,6 @@ to their activity, each once, and "mark all as read": their unread notifications
 old ones that the job is deleting, so they wait for the job's row locks.
 """
 
-import random
 import time
 
 import gevent
@@ -21,23 +20,6 @@ recorder.install()
 # A click on "mark all as read" should feel instant; the lab's default quarter of a second at p99.
 SLO_P99_MS = 250
 RETENTION_DAYS = 30  # a common retention for notifications
-_arrived: set[int] = set()
-
-
-def arriving_user() -> int:
-    """The next user to come online: drawn by activity, floor((users + 1) ^ u) for u uniform (the
-    seed's law), among those who have not come yet (any one once the busy ones have all come)."""
-    users = sample.sample()["users"]
-    for _ in range(100):
-        user = min(users, int((users + 1) ** random.random()))
-        if user not in _arrived:
-            break
-    else:
-        user = random.randint(1, users)
-    _arrived.add(user)
-    return user
-
-
 class Scheduler(Paced, FastHttpUser):
     fixed_count = 1  # one retention job, however many users
     rate = 1 / 3600  # once an hour: once in a lab run
@@ -58,7 +40,7 @@ class Reader(Paced, FastHttpUser):
 
     @task
     def mark_all_read(self) -> None:
-        self.client.post(f"/users/{arriving_user()}/notifications/read", name="/users/[id]/notifications/read")
+        self.client.post(f"/users/{sample.arriving_user()}/notifications/read", name="/users/[id]/notifications/read")
 
 
 class Shape(WarmRampHold):

@@ -6,7 +6,6 @@ of the notifications, and is that much more likely to show up), each one once in
 with hundreds or thousands unread are among the first to arrive, mixed with the long tail.
 """
 
-import random
 
 from locust import task
 from locust.contrib.fasthttp import FastHttpUser
@@ -18,29 +17,12 @@ from pglab.loads.shapes import WarmRampHold
 recorder.install()
 # A click on "mark all as read" should feel instant; the lab's default quarter of a second at p99.
 SLO_P99_MS = 250
-_arrived: set[int] = set()
-
-
-def arriving_user() -> int:
-    """The next user to come online: drawn by activity, floor((users + 1) ^ u) for u uniform,
-    among those who have not come yet (any one once the busy ones have all come)."""
-    users = sample.sample()["users"]
-    for _ in range(100):
-        user = min(users, int((users + 1) ** random.random()))
-        if user not in _arrived:
-            break
-    else:
-        user = random.randint(1, users)
-    _arrived.add(user)
-    return user
-
-
 class Reader(Paced, FastHttpUser):
     rate = 2  # clicks a second per simulated client
 
     @task
     def mark_all_read(self) -> None:
-        self.client.post(f"/users/{arriving_user()}/notifications/read", name="/users/[id]/notifications/read")
+        self.client.post(f"/users/{sample.arriving_user()}/notifications/read", name="/users/[id]/notifications/read")
 
 
 class Shape(WarmRampHold):

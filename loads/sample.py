@@ -32,3 +32,21 @@ def user() -> int:
 
 def search_term() -> str:
     return random.choice(sample()["search_terms"])
+
+
+_arrived: set[int] = set()
+
+
+def arriving_user() -> int:
+    """The next user to come online: drawn by activity, floor((users + 1) ^ u) for u uniform (the
+    seed's law for notifications per user), among those who have not come yet (any one once the
+    busy ones have all come)."""
+    users = sample()["users"]
+    for _ in range(100):
+        user = min(users, int((users + 1) ** random.random()))
+        if user not in _arrived:
+            break
+    else:
+        user = random.randint(1, users)
+    _arrived.add(user)
+    return user

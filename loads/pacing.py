@@ -7,7 +7,9 @@ must show. A `Paced` user instead owns a schedule of slots `rate` per second, fi
 It sends each request at its slot, or at once when it is late, and the recorder counts the
 request's latency from the slot, not from the moment it could finally be sent, the way wrk2 does.
 Every slot is counted as offered, also the ones still waiting when the run ends, so the offered
-rate is the schedule's and the achieved rate is what the service answered.
+rate is the schedule's and the achieved rate is what the service answered. The slots a user never
+got to send because it still waited for an earlier answer when the run ended are failed requests,
+each as late as the run's end made it.
 
 `timed_stream` times a streamed answer to its last chunk, and to its first chunk apart.
 
@@ -50,10 +52,16 @@ class Paced:
         return max(0.0, self._slot - time.time())
 
     def on_stop(self) -> None:
-        """The run ends: the slot in flight and every slot the user fell behind were offered too."""
+        """The run ends: the slot in flight and every slot the user fell behind were offered too.
+        The slots behind it were never sent, so they failed; the one in flight may still have been
+        on time (a stream half read, say), so it is not judged."""
         now = time.time()
+        in_flight = True
         while self._slot <= now:
             recorder.offer(self._slot)
+            if not in_flight:
+                recorder.never_sent(self._slot, now)
+            in_flight = False
             self._slot += 1.0 / self.rate
 
 

@@ -34,6 +34,8 @@ OUTPUT_VARIABLE = "PGLAB_LOAD_OUT"
 MAX_REQUESTS_VARIABLE = "PGLAB_LOAD_MAX_REQUESTS"
 # second -> endpoint name -> {count, failures, times, first_chunk, errors}
 Buckets = dict[str, dict[str, dict[str, Any]]]
+NEVER_SENT = "(never sent)"  # the endpoint name of slots a waiting user never got to send
+NEVER_SENT_ERROR = "never sent: its user still waited for an earlier answer when the run ended"
 
 _buckets: Buckets = defaultdict(dict)
 _offered: dict[str, int] = defaultdict(int)  # scheduled second -> slots offered
@@ -64,6 +66,18 @@ def _add(histogram: dict[str, int], milliseconds: float) -> None:
 def offer(at: float) -> None:
     """One slot of a paced user's schedule, offered at `at` (epoch seconds)."""
     _offered[str(int(at))] += 1
+
+
+def never_sent(at: float, now: float) -> None:
+    """A slot whose user was still waiting for an earlier answer when the run ended: a failed
+    request of the service, at least `now - at` late. Left out, a service that hangs every user
+    would show no latency at all, since nothing it was asked ever came back to be measured."""
+    cell = _cell(_buckets, str(int(at)), NEVER_SENT)
+    cell["count"] += 1
+    cell["failures"] += 1
+    _add(cell["times"], (now - at) * 1000)
+    cell["errors"][NEVER_SENT_ERROR] = cell["errors"].get(NEVER_SENT_ERROR, 0) + 1
+    _count(1)
 
 
 def _on_request(request_type: str, name: str, response_time: float, exception: Exception | None = None,

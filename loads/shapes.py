@@ -16,6 +16,7 @@ from locust import LoadTestShape
 DURATION_VARIABLE = "PGLAB_LOAD_DURATION"
 WARMUP_SHARE = 0.15
 RAMP_SHARE = 0.15
+TICK_SECONDS = 1.0  # Locust asks the shape for its user count once a second
 
 
 def duration() -> float:
@@ -43,6 +44,9 @@ class WarmRampHold(LoadTestShape):
         if now < float(warmup["end"]):
             return low, self.spawn_rate
         if now < float(ramp["end"]):
-            progress = (now - float(ramp["start"])) / (float(ramp["end"]) - float(ramp["start"]))
+            # The ramp's last tick brings every user in: a tick later would leave up to a second of
+            # the hold short of users, and its offered rate short by as much.
+            reaches_all = max(float(ramp["end"]) - TICK_SECONDS, float(ramp["start"]) + 1e-3)
+            progress = min(1.0, (now - float(ramp["start"])) / (reaches_all - float(ramp["start"])))
             return low + math.ceil((self.users - low) * progress), self.spawn_rate
         return self.users, self.spawn_rate

@@ -19,6 +19,7 @@ from conftest import embedded_only
 from pglab.lab.classroom import workspace
 from pglab.lab.classroom.studentcode import reference_migration, student_source
 from pglab.lab.core.catalogue import find_entry
+from pglab.lab.trial.service import paths
 
 GRADE_DURATION = "8"
 CHEATED = "missing_index"  # the entry the cheats are tried on: it reproduces reliably on a quiet machine
@@ -154,9 +155,16 @@ def test_cheating_is_never_a_pass(tmp_path: Path, cheat: str) -> None:
 @embedded_only("grades are lab runs on pglab's own server")
 @pytest.mark.parametrize("entry_id", workspace.exercise_ids())
 def test_every_exercise_fails_unchanged_and_passes_with_the_reference_fix(tmp_path: Path, entry_id: str) -> None:
+    """At the scale the path says its harm needs; a path's measured KNOWN_FINDING is expected, as in
+    the lab's own live test."""
+    module = paths.module(entry_id)
+    scale = ("--scale", getattr(module, "LIVE_SCALE", "small"))
     target = _exercise(tmp_path, entry_id)
-    code, unchanged = _grade(target, tmp_path)
+    code, unchanged = _grade(target, tmp_path, *scale)
     assert code == 1 and unchanged["verdict"] != "cured"
     _solve(target, entry_id)
-    code, solved = _grade(target, tmp_path)
+    code, solved = _grade(target, tmp_path, *scale)
+    finding = getattr(module, "KNOWN_FINDING", None)
+    if finding and solved["verdict"] == getattr(module, "KNOWN_VERDICT", "not_reproduced"):
+        pytest.xfail(f"{entry_id}: {finding} ({solved['reason']})")
     assert solved["verdict"] == "cured", solved["reason"]

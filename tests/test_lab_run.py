@@ -33,11 +33,11 @@ from pglab.lab.trial.verdict import Side, judge, overall
 LIVE_DURATION = "8"  # seconds of load per side: warm-up, ramp and a hold of 5.6 s
 SIDE_FIELDS = {"requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms", "lost_updates", "invariants",
                "detections", "fixes_in_effect", "offered_rps", "achieved_rps", "spread", "detector_evidence",
-               "timeline", "detector_timeline"}
+               "timeline", "detector_timeline", "endpoints"}
 REPORT_FIELDS = {"id", "scale", "naive", "fixed", "verdict", "predicted", "effect", "equivalent", "repeats", "reason",
                  "fix", "lesson", "also_present", "runs"}
-TIMELINE_FIELDS = {"t", "rps", "p50_ms", "p95_ms", "p99_ms", "errors", "active", "idle_in_transaction",
-                   "waiting_on_locks"}
+TIMELINE_FIELDS = {"t", "rps", "offered_rps", "requests", "p50_ms", "p95_ms", "p99_ms", "errors", "active",
+                   "idle_in_transaction", "waiting_on_locks"}
 
 
 def _side(broken: str | None = None, detections: tuple[str, ...] = (), achieved: float = 100.0,
@@ -140,7 +140,9 @@ def test_the_lab_cures(entry_id: str, tmp_path: Path) -> None:
     finding = getattr(module, "KNOWN_FINDING", None)
     known_verdict = getattr(module, "KNOWN_VERDICT", "not_reproduced")  # the verdict the finding explains
     report_path = tmp_path / "report.json"
-    result = run_pglab("lab", "run", entry_id, "--duration", LIVE_DURATION, "--json", str(report_path), timeout=400)
+    scale = getattr(module, "LIVE_SCALE", "small")  # the scale the path says its harm needs
+    result = run_pglab("lab", "run", entry_id, "--scale", scale, "--duration", LIVE_DURATION,
+                       "--json", str(report_path), timeout=400)
     assert result.returncode == 0, result.stderr
     report = json.loads(report_path.read_text())
     assert set(report) >= REPORT_FIELDS

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pglab.lab.check import pyschema, sqlnodes
-from pglab.lab.check.pytext import Resolver, SourceFile, Text
+from pglab.lab.check.pyliteral import SourceFile, Text
+from pglab.lab.check.pytext import Resolver
 from pglab.lab.check.sqlforms import psql_blanked, tuple_adapted
 from pglab.lab.check.sqltext import (
     FileLocator,

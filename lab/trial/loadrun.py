@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import subprocess
 import sys
@@ -176,7 +177,9 @@ class LoadResult:
                        offered=sum(count for second, count in self.offered.items() if inside(second)))
 
     def hold(self) -> Summary:
-        return self.summary(*self.phase("hold"))
+        """The hold's whole seconds only: a second cut by its start also holds ramp traffic."""
+        start, end = self.phase("hold")
+        return self.summary(math.ceil(start), end)
 
     def timeline(self, width: float = 1.0) -> list[dict[str, Any]]:
         """Per window of `width` seconds from the start: `t` (seconds from the start), `rps`,

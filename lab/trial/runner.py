@@ -155,7 +155,8 @@ class LabRun:
                     detector_timeline=detector_timeline, notes=notes, errors=hold_summary.errors,
                     peak_backends=backends, sheds_load=limits.sheds_load,
                     shed=invariants.shed_requests(hold_summary, limits),
-                    goodput_range=invariants.goodput_bounds(hold_summary, limits.slo_p99_ms))
+                    goodput_range=invariants.goodput_bounds(hold_summary, limits.slo_p99_ms),
+                    endpoints=endpoint_figures(hold_summary))
 
     def sample(self, dsn: str) -> dict[str, Any]:
         return load_sample(dsn, self.scale)
@@ -230,14 +231,23 @@ def predicted_p99(summary: Summary, names: tuple[str, ...]) -> float:
     return max(summary.endpoint_p(name, 0.99) for name in chosen)
 
 
+def endpoint_figures(summary: Summary) -> dict[str, dict[str, float]]:
+    """Per endpoint: its requests, its p99 to the end of the answer (a stream's last chunk) and to
+    the first chunk (the same figure for answers that are not streamed)."""
+    return {name: {"requests": endpoint["requests"], "p99_ms": summary.endpoint_p(name, 0.99),
+                   "first_chunk_p99_ms": summary.endpoint_first_chunk_p(name, 0.99)}
+            for name, endpoint in sorted(summary.endpoints.items())}
+
+
 def timeline(load: LoadResult, sampler: invariants.ActivitySampler) -> list[dict[str, Any]]:
     """Per second: the load's figures, and the service's sessions by state."""
     states = sampler.per_second(load.started_at)
     points = []
     for row in load.timeline(1.0):
         second = int(row["t"])
-        points.append({"t": row["t"], "rps": row["rps"], "p50_ms": row["p50_ms"], "p95_ms": row["p95_ms"],
-                       "p99_ms": row["p99_ms"], "errors": row.get("errors", row.get("failures", 0)),
+        points.append({"t": row["t"], "rps": row["rps"], "offered_rps": row["offered_rps"], "requests": row["requests"],
+                       "p50_ms": row["p50_ms"], "p95_ms": row["p95_ms"], "p99_ms": row["p99_ms"],
+                       "errors": row.get("errors", row.get("failures", 0)),
                        **states.get(second, {"active": 0, "idle_in_transaction": 0, "waiting_on_locks": 0})})
     return points
 

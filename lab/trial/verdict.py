@@ -72,6 +72,7 @@ class Side:
     sheds_load: bool = False  # the profile's fix sheds an overload's excess (SHEDS_LOAD)
     shed: int = 0  # requests answered 503 (load shed) when it does; counted apart from errors
     goodput_range: tuple[float, float] = (0.0, 0.0)  # successful answers within the SLO per second: floor, ceiling
+    endpoints: dict[str, dict[str, float]] = field(default_factory=dict)  # per endpoint: requests, p99 to the end
 
     @property
     def broken(self) -> list[str]:
@@ -87,7 +88,7 @@ class Side:
                 "detector_evidence": self.detector_evidence, "timeline": self.timeline,
                 "detector_timeline": self.detector_timeline, "peak_backends": self.peak_backends,
                 "errors": self.errors, "notes": self.notes, "shed": self.shed,
-                "goodput_rps": [round(value, 1) for value in self.goodput_range]}
+                "goodput_rps": [round(value, 1) for value in self.goodput_range], "endpoints": self.endpoints}
 
 
 def judge(entry_id: str, predicted: tuple[str, ...], naive: Side, fixed: Side,

@@ -66,8 +66,10 @@ def row(report: dict[str, Any]) -> list[str]:
         improvement, reached = f"{ratio:,.1f}x", ratio >= TARGET
     sides = [f"{_figure(effect[side])} ({_spread(metric_values(report, side))})" for side in ("naive", "fixed")]
     rates = [f"{report[side]['offered_rps']:,.1f} / {report[side]['achieved_rps']:,.1f}" for side in ("naive", "fixed")]
+    wrong = report.get("naive_answer_wrong")
+    answers = f"; naive answer wrong in {len(wrong['probes'])} probe(s), fixed right" if wrong else ""
     return [report["id"], effect["metric"], *sides, improvement, "met" if reached else "MISSED", *rates,
-            report["verdict"]]
+            report["verdict"] + answers]
 
 
 def markdown(rows: list[list[str]]) -> str:

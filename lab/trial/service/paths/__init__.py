@@ -13,7 +13,10 @@ Each module is what a student gets in the classroom, so it stays small and reada
   is the fix that is measured;
 - `NAIVE_ANSWER_WRONG` (why) and `ORACLE_PARAMS` (probe path -> the fix file's `oracle` block's
   parameters), only where the naive code answers wrongly (NOT IN over NULLs): the two sides may then
-  answer differently, as long as an independent oracle refutes the naive answer and confirms the fix.
+  answer differently, as long as an independent oracle refutes the naive answer and confirms the fix;
+- `LIVE_SCALE` (with its reason), only where the harm needs more data than the small scale holds:
+  the live test runs the entry at that scale; `KNOWN_FINDING` (and `KNOWN_VERDICT`), only where a
+  measured run does not show what the catalogue predicts: the live test then expects that verdict.
 
 Adding an anti-pattern to the service is adding a module here, never editing a list.
 """

@@ -30,11 +30,12 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from pglab.lab.trial.loadrun import NEVER_SENT
+
 OUTPUT_VARIABLE = "PGLAB_LOAD_OUT"
 MAX_REQUESTS_VARIABLE = "PGLAB_LOAD_MAX_REQUESTS"
 # second -> endpoint name -> {count, failures, times, first_chunk, errors}
 Buckets = dict[str, dict[str, dict[str, Any]]]
-NEVER_SENT = "(never sent)"  # the endpoint name of slots a waiting user never got to send
 NEVER_SENT_ERROR = "never sent: its user still waited for an earlier answer when the run ended"
 
 _buckets: Buckets = defaultdict(dict)

@@ -18,7 +18,7 @@ import pytest
 from test_lab_service import TINY
 
 from pglab.lab.core.errors import UserError
-from pglab.lab.trial.loadrun import LoadResult, percentile, profile_constants, profile_path, run_load
+from pglab.lab.trial.loadrun import NEVER_SENT, LoadResult, percentile, profile_constants, profile_path, run_load
 from pglab.lab.trial.seed import lab_dsn, seed
 from pglab.lab.trial.service.process import running_service
 
@@ -116,15 +116,19 @@ def test_latency_counts_from_the_schedule_so_queueing_shows(tmp_path: Path, work
         result = run_load(profile, url, duration=6, sample={}, workers=workers)
     hold = result.hold()
     service_ms = SERVICE_SECONDS * 1000
-    assert hold.requests > 10 and hold.failures == 0
+    answered, never_sent = hold.endpoints["GET /slow"], hold.endpoints[NEVER_SENT]
+    assert answered["requests"] > 10 and answered["failures"] == 0
+    # The queue the run ended with was never sent: failed requests, each as late as the end made it.
+    assert never_sent["requests"] == never_sent["failures"] > 10
     assert hold.offered_rps == pytest.approx(OFFERED_RPS, rel=0.15)
     assert hold.achieved_rps <= 1.2 * (1 / SERVICE_SECONDS) < hold.offered_rps
     assert hold.p(0.5) > 5 * service_ms  # a closed loop measures ~100 ms here
     assert hold.endpoint_p("GET /slow", 0.99) >= hold.p(0.5)
     timeline = result.timeline()
     assert {"t", "rps", "p50_ms", "p95_ms", "p99_ms", "errors"} <= set(timeline[0])
-    late = [row["p50_ms"] for row in timeline if row["requests"]]
-    assert late[-1] > late[0]  # the queue, hence the latency, grows through the run
+    seconds = sorted(int(second) for second, names in result.buckets.items() if "GET /slow" in names)
+    late = [result.summary(second, second + 1).endpoint_p("GET /slow", 0.5) for second in seconds]
+    assert late[-1] > late[0]  # the queue, hence the latency of what was answered, grows through the run
 
 
 def test_streams_are_timed_to_their_last_chunk_and_first_apart(tmp_path: Path) -> None:

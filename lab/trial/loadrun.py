@@ -33,6 +33,8 @@ from pglab.lab.postgres.leftovers import owner_tag
 STOP_GRACE = 15.0  # seconds Locust gets to stop and write its results after the shape ends
 START_ALLOWANCE = 30.0  # seconds for Locust (and its workers) to start
 LOOPBACK = ("http://127.0.0.1:", "http://[::1]:")  # the only hosts the lab sends load to
+# The endpoint name under which the recorder files the slots a waiting user never got to send.
+NEVER_SENT = "(never sent)"
 MAX_RPS = 20_000  # a run stops after this many requests per second of its duration, whatever its shape
 
 

@@ -22,7 +22,7 @@ from pglab.lab.core.catalogue import load_catalogue
 from pglab.lab.core.errors import UserError
 from pglab.lab.runtime import diagnose
 from pglab.lab.trial import baseline, invariants, probes, seed
-from pglab.lab.trial.loadrun import LoadResult, Summary, profile_constants, profile_path, run_load
+from pglab.lab.trial.loadrun import NEVER_SENT, LoadResult, Summary, profile_constants, profile_path, run_load
 from pglab.lab.trial.server import (
     Footprint,
     RunIdentity,
@@ -224,8 +224,9 @@ def index_definitions(dsn: str) -> list[str]:
 
 
 def predicted_p99(summary: Summary, names: tuple[str, ...]) -> float:
-    """The worst p99 among the endpoints that run the entry's code (all of them when it names none)."""
-    chosen = [name for name in (names or tuple(summary.endpoints)) if name in summary.endpoints]
+    """The worst p99 among the endpoints that run the entry's code (all of them when it names none),
+    and the slots never sent, which were that code's requests too."""
+    chosen = [name for name in (*(names or tuple(summary.endpoints)), NEVER_SENT) if name in summary.endpoints]
     if not chosen:
         return summary.p(0.99)
     return max(summary.endpoint_p(name, 0.99) for name in chosen)

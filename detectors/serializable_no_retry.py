@@ -4,8 +4,10 @@ Each one is an error the application must retry; without a retry it reaches the 
 keeps no counter of them: rolled-back transactions (pg_stat_database.xact_rollback) also count
 every read-only SERIALIZABLE transaction a pool ends with ROLLBACK, which is harmless. The server
 log names each failure ("could not serialize access"), so the failures counted here are those the
-log shows between the two snapshots; where the log cannot be read, the rule stays quiet (and
-diagnose says so) rather than guess from rollbacks.
+log shows between the two snapshots, from sessions of this database only (the log is the whole
+server's; see `pglab.lab.runtime.serverlog`). Where the log cannot be read, or its lines do not name
+their database, the rule stays quiet (and diagnose says so) rather than guess from rollbacks or
+count other databases' failures.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 transaction that is rolled back and measured with EXPLAIN ANALYZE, and only those that halve the
 cost are kept; nothing is left behind. And what it must never do (issue 9): execute a statement
 whose functions have effects a rollback does not undo (a sequence, pg_stat_statements_reset(), a
-function that cancels another session), execute what pg_stat_statements recorded, suggest an index
+function that cancels another session, itself, through a function it calls or by SQL it builds at
+run time), execute what pg_stat_statements recorded, suggest an index
 on a system catalog, suggest DDL that fails as written, or give up on a run because one statement
 waits on a lock."""
 
@@ -180,31 +181,50 @@ def test_statement_statistics_survive_a_reset_in_the_statement(pgss_dsn: str) ->
     assert not advice.analyzed and "pg_stat_statements_reset" in advice.notes[0]
 
 
-@pytest.mark.parametrize("function", [
+SCHEMA = "pglab_side_effects"  # the functions below live here, and the test drops it
+
+
+@pytest.mark.parametrize(("functions", "why"), [
     # VOLATILE (the default): unsafe whatever it does
-    "CREATE FUNCTION poke(target int) RETURNS boolean LANGUAGE plpgsql AS "
-    "$$ BEGIN RETURN pg_cancel_backend(target); END $$",
+    (["CREATE FUNCTION poke(target int) RETURNS boolean LANGUAGE plpgsql AS "
+      "$$ BEGIN RETURN pg_cancel_backend(target); END $$"], "VOLATILE"),
     # declared STABLE, which is a lie: its body still names a denied function
-    "CREATE FUNCTION poke(target int) RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT pg_cancel_backend(target) $$",
-])
-def test_a_function_that_cancels_another_session_is_not_run(chat_dsn: str, function: str) -> None:
+    (["CREATE FUNCTION poke(target int) RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT pg_cancel_backend(target) $$"],
+     "pg_cancel_backend"),
+    # STABLE, and so is its body: it only calls a function of its own, which is VOLATILE and cancels
+    (["CREATE FUNCTION cancel_it(target int) RETURNS boolean LANGUAGE sql AS $$ SELECT pg_cancel_backend(target) $$",
+      "CREATE FUNCTION poke(target int) RETURNS boolean LANGUAGE sql STABLE AS "
+      f"$$ SELECT {SCHEMA}.cancel_it(target) $$"],
+     "cancel_it(), which is VOLATILE"),
+    # STABLE, and the denied name only exists once it runs
+    (["CREATE FUNCTION poke(target int) RETURNS boolean LANGUAGE plpgsql STABLE AS $$ DECLARE done boolean; "
+      "BEGIN EXECUTE 'SELECT pg_' || 'cancel_backend($1)' INTO done USING target; RETURN done; END $$"], "EXECUTE"),
+], ids=["volatile", "stable-naming-it", "stable-calling-a-volatile-one", "stable-executing-built-sql"])
+def test_a_function_that_cancels_another_session_is_not_run(chat_dsn: str, functions: list[str], why: str) -> None:
     with psycopg.connect(chat_dsn, autocommit=True) as conn:
-        conn.execute(function)
-    with psycopg.connect(chat_dsn, autocommit=True) as dummy:
-        pid = dummy.info.backend_pid
-        outcome: list[Any] = []
-        worker = threading.Thread(target=lambda: outcome.append(sleep_or_error(dummy)))
-        worker.start()
-        try:
-            wait_until_active(chat_dsn, pid)
-            advice = advise(chat_dsn, f"SELECT id, poke({pid}) FROM messages WHERE conversation_id = 7",
-                            allow_ddl=True)
-            assert wait_until_active(chat_dsn, pid), "the dummy session's statement was cancelled"
-        finally:
-            with psycopg.connect(chat_dsn, autocommit=True) as conn:
-                conn.execute("SELECT pg_cancel_backend(%s)", (pid,))  # end the dummy's sleep ourselves
-            worker.join(10)
-    assert not advice.analyzed and "poke" in advice.notes[0], advice.notes
+        conn.execute(f"CREATE SCHEMA {SCHEMA}")
+        conn.execute(f"SET search_path = {SCHEMA}")
+        for function in functions:
+            conn.execute(function)
+    try:
+        with psycopg.connect(chat_dsn, autocommit=True) as dummy:
+            pid = dummy.info.backend_pid
+            outcome: list[Any] = []
+            worker = threading.Thread(target=lambda: outcome.append(sleep_or_error(dummy)))
+            worker.start()
+            try:
+                wait_until_active(chat_dsn, pid)
+                advice = advise(chat_dsn, f"SELECT id, {SCHEMA}.poke({pid}) FROM messages WHERE conversation_id = 7",
+                                allow_ddl=True)
+                assert wait_until_active(chat_dsn, pid), "the dummy session's statement was cancelled"
+            finally:
+                with psycopg.connect(chat_dsn, autocommit=True) as conn:
+                    conn.execute("SELECT pg_cancel_backend(%s)", (pid,))  # end the dummy's sleep ourselves
+                worker.join(10)
+    finally:
+        with psycopg.connect(chat_dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {SCHEMA} CASCADE")
+    assert not advice.analyzed and "poke" in advice.notes[0] and why in advice.notes[0], advice.notes
     assert any(r.kept for r in advice.candidates)
 
 
@@ -230,6 +250,23 @@ def test_side_effect_free_functions_are_still_measured(chat_dsn: str) -> None:
     advice = advise(chat_dsn, "SELECT id, lower(body), random() FROM messages WHERE conversation_id = 7 "
                               "AND created_at < now()", allow_ddl=True)
     assert advice.analyzed and not advice.notes, advice.notes
+
+
+def test_functions_of_your_own_that_are_free_of_effects_are_still_measured(chat_dsn: str) -> None:
+    with psycopg.connect(chat_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {SCHEMA}")
+        conn.execute(f"SET search_path = {SCHEMA}, public")
+        conn.execute("CREATE FUNCTION shout(words text) RETURNS text LANGUAGE sql IMMUTABLE AS "
+                     "$$ SELECT upper(words) $$")
+        conn.execute(f"CREATE FUNCTION headline(words text) RETURNS text LANGUAGE plpgsql STABLE AS $$ DECLARE "
+                     f"short text := left(words, 40); BEGIN short := {SCHEMA}.shout(short); RETURN short; END $$")
+    try:
+        advice = advise(chat_dsn, f"SELECT id, {SCHEMA}.headline(body) FROM messages WHERE conversation_id = 7",
+                        allow_ddl=True)
+    finally:
+        with psycopg.connect(chat_dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {SCHEMA} CASCADE")
+    assert advice.analyzed and not advice.notes, advice.notes  # followed two levels down: nothing to fear
 
 
 def test_a_view_that_calls_a_volatile_function_is_not_run(chat_dsn: str) -> None:

@@ -10,12 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from test_catalogue import _sql_literals
+
 from pglab.lab.core.catalogue import load_catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "lab"
 SERVICE_PATHS = LAB / "trial" / "service" / "paths"
-SUBSYSTEMS = ("postgres", "check", "runtime", "trial", "plugin")
+SUBSYSTEMS = ("postgres", "check", "runtime", "trial", "plugin", "campaign", "classroom")
 
 
 def _modules(folder: Path) -> list[Path]:
@@ -47,6 +49,19 @@ def _imported_subpackages(path: Path) -> set[str]:
     return {name.split(".")[2] for name in names if name.startswith("pglab.lab.") and name.count(".") >= 2}
 
 
+def test_service_paths_read_their_sql_from_the_fix_file() -> None:
+    """A service path runs the statements of `fixes/<id>.sql` (`statements(__name__, BLOCK)`): SQL
+    written in the module would be a second copy of the fix that the lab measures but nobody teaches."""
+    found = {path.name: _sql_literals(path.read_text()) for path in _modules(SERVICE_PATHS)}
+    assert not {name: sql for name, sql in found.items() if sql}, found
+
+
+def test_every_subpackage_is_core_cli_or_a_subsystem() -> None:
+    """So that a new subpackage cannot escape the dependency checks below."""
+    folders = {path.name for path in LAB.iterdir() if (path / "__init__.py").is_file()}
+    assert folders == {"core", "cli", *SUBSYSTEMS}
+
+
 def test_dependencies_point_one_way() -> None:
     wrong = []
     for path in _modules(LAB / "core"):
@@ -56,6 +71,38 @@ def test_dependencies_point_one_way() -> None:
             if "cli" in _imported_subpackages(path):
                 wrong.append(f"{path.relative_to(ROOT)} imports lab.cli")
     assert not wrong, "\n".join(wrong)
+
+
+def _subsystem_imports() -> dict[str, set[str]]:
+    """subsystem -> the other subsystems its modules import (at the top or inside a function)."""
+    return {subsystem: set().union(*(_imported_subpackages(path) for path in _modules(LAB / subsystem)))
+            & set(SUBSYSTEMS) - {subsystem} for subsystem in SUBSYSTEMS}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of `graph` as the path that closes it (a, b, ..., a), or None."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return path[path.index(node):] + [node]
+        if node in done:
+            return None
+        for target in sorted(graph[node]):
+            found = visit(target, path + [node])
+            if found:
+                return found
+        done.add(node)
+        return None
+
+    return next((cycle for node in sorted(graph) if (cycle := visit(node, []))), None)
+
+
+def test_subsystems_import_each_other_without_cycles() -> None:
+    graph = _subsystem_imports()
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # the check itself works
+    cycle = _cycle(graph)
+    assert cycle is None, "import cycle between subsystems: " + " -> ".join(cycle or [])
 
 
 DEMO_LESSON = '''"""A demo anti-pattern: reading the demo table at all

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Callable
 
+import plugin_inner
 import pytest
+from plugin_inner import Run
 
 from conftest import embedded_only
 from pglab.lab.postgres.testdbs import TestServer
 
 pytest_plugins = ["pytester"]
 
-Run = Callable[..., pytest.RunResult]
 
 HEADER = '''
 import asyncio
@@ -36,26 +36,14 @@ def author_name(conn, author_id):
 '''
 
 
-def source(body: str) -> str:
-    return HEADER + textwrap.dedent(body)
-
 
 def marked_line(body: str, marker: str) -> int:
-    lines = source(body).splitlines()
-    return next(number for number, text in enumerate(lines, 1) if text.rstrip().endswith(f"# {marker}"))
+    return plugin_inner.marked_line(body, marker, HEADER)
 
 
 @pytest.fixture
 def inner(pytester: pytest.Pytester, pg_server: TestServer, monkeypatch: pytest.MonkeyPatch) -> Run:
-    """Run an inner suite with the plugin on, its databases on this suite's server."""
-    monkeypatch.setenv("PGLAB_TEST_DSN", pg_server.dsn)
-
-    def run(body: str, *args: str, subprocess: bool = False) -> pytest.RunResult:
-        (pytester.path / "test_inner.py").write_text(source(body), encoding="utf-8")
-        runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest
-        return runner("--pglab", "-p", "no:cacheprovider", *args)
-
-    return run
+    return plugin_inner.inner_suite(pytester, pg_server, monkeypatch, HEADER)
 
 
 def report_of(pytester: pytest.Pytester, name: str = "report.json") -> dict:

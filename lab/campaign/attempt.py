@@ -59,6 +59,8 @@ def run_attempt(url: str, dsn: str, load: str, duration: float, sample: dict[str
     thread = threading.Thread(target=lambda: background.append(
         run_load(profile_path(BACKGROUND), url, duration, sample)), name="pglab-background", daemon=True)
     before = service_stats(url)
+    with lab_connect(dsn) as conn:  # the service is never reset: only this attempt's losses are its own
+        lost_before = invariants.lost_updates(conn)
     hold_from = LOCUST_START + duration * 0.3
     last = [0.0]
 
@@ -76,7 +78,7 @@ def run_attempt(url: str, dsn: str, load: str, duration: float, sample: dict[str
     _look(dsn, snapshot, sightings, notes, time.time() - trial_began)
     start, end = result.phase("hold")
     with lab_connect(dsn) as conn:
-        lost = invariants.lost_updates(conn)
+        lost = max(0, invariants.lost_updates(conn) - lost_before)
     refused = service_stats(url)["refused_connections"] - before["refused_connections"]
     checks = hold_checks(result, lost, sampler.longest_idle_in_transaction(start, end), refused,
                          profile_limits(load), None)

@@ -18,18 +18,23 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pglast import ast as pg
 
 from pglab.lab.core.catalogue import Entry, find_entry
 from pglab.lab.core.errors import UserError
 
-# Hooks by kind; the first argument differs, the context is the engine's `Context`.
-SqlHook = Callable[[dict[str, Any], Any], None]  # a libpg_query node's body
-PyHook = Callable[[ast.AST, Any], None]  # a Python AST node
-QueryHook = Callable[[Any, Any], None]  # an extracted statement
-SchemaHook = Callable[[Any, Any], None]  # the schema model
+if TYPE_CHECKING:  # filecheck imports this module: the hook types name its classes for mypy only
+    from pglab.lab.check.extract import Query
+    from pglab.lab.check.filecheck import Context
+    from pglab.lab.check.schema import Schema
+
+# Hooks by kind; the first argument differs, the second is always the engine's `Context`.
+SqlHook = Callable[[dict[str, Any], "Context"], None]  # a libpg_query node's body
+PyHook = Callable[[Any, "Context"], None]  # a Python node of the `ast` type the hook's name says
+QueryHook = Callable[["Query", "Context"], None]  # an extracted statement
+SchemaHook = Callable[["Schema", "Context"], None]  # the schema model, once complete
 Hook = SqlHook | PyHook | QueryHook | SchemaHook
 
 
@@ -110,7 +115,7 @@ LEAVES = frozenset({"String", "Integer", "Float", "Boolean", "BitString", "A_Con
                     "ColumnRef", "TypeName", "RangeVar", "Alias", "typeName", "relation", "alias"})
 
 
-def walk_sql(statement: dict[str, Any], hooks: dict[str, list[tuple[Rule, SqlHook]]], context: Any) -> None:
+def walk_sql(statement: dict[str, Any], hooks: dict[str, list[tuple[Rule, SqlHook]]], context: Context) -> None:
     """Visit every node of one statement tree (iteratively: nesting depth is unbounded) and hand
     each node whose type some rule asked for to that rule's hook, with `context.rule` set.
 

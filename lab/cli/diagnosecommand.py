@@ -18,6 +18,7 @@ from typing import Any
 from pglab.lab.core.errors import UserError
 from pglab.lab.core.report import FORMATS, Diagnostic, render
 from pglab.lab.postgres.launcher import redact
+from pglab.lab.runtime.activity import ActivitySampler, ActivitySamples
 from pglab.lab.runtime.diagnose import (
     TOP_STATEMENTS,
     diagnose_window,
@@ -41,14 +42,15 @@ def _seconds(value: str) -> float:
 PROGRESS_EVERY_S = 5.0
 
 
-def _wait(seconds: float, started: float, window: float) -> None:
-    """Sleep through part of the --watch window, saying how far it has got on stderr: nothing else
-    is printed until the window ends, and a silent command looks hung. On a terminal one line is
-    rewritten in place; elsewhere (CI logs, pipes) a plain line is printed every few seconds."""
+def _wait(seconds: float, started: float, window: float, sampler: ActivitySampler) -> None:
+    """Sample pg_stat_activity through part of the --watch window, saying how far it has got on
+    stderr: nothing else is printed until the window ends, and a silent command looks hung. On a
+    terminal one line is rewritten in place; elsewhere (CI logs, pipes) a plain line is printed
+    every few seconds."""
     tty = sys.stderr.isatty()
     end, elapsed = time.perf_counter() + seconds, 0.0
     while (left := end - time.perf_counter()) > 0:
-        time.sleep(min(left, 1.0 if tty else PROGRESS_EVERY_S))
+        sampler.run(min(left, 1.0 if tty else PROGRESS_EVERY_S))
         elapsed = min(time.perf_counter() - started, window)
         line = f"pglab diagnose: measuring, {elapsed:.0f} of {window:g} s"
         print(f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
@@ -61,22 +63,27 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         raise UserError("diagnose needs a server: pass --dsn DSN or set PGLAB_DSN")
     started = time.perf_counter()
     before = None
+    activity = ActivitySamples()  # none without --watch: the rules that need samples say so
     if args.watch:  # three snapshots: the window judged, and the one before it for trends
-        first = take_snapshot(args.dsn)
-        _wait(args.watch / 2, started, args.watch)
-        before = take_snapshot(args.dsn, previous=first)
-        _wait(args.watch / 2, started, args.watch)
+        with ActivitySampler(args.dsn) as sampler:
+            first = take_snapshot(args.dsn)
+            _wait(args.watch / 2, started, args.watch, sampler)
+            before = take_snapshot(args.dsn, previous=first)
+            _wait(args.watch / 2, started, args.watch, sampler)
+        activity = sampler.result
     else:  # deltas since pglab's previous run against this server, when there was one
         before = load_baseline(args.dsn)
-    result = diagnose_window(args.dsn, before, explain_top=not args.no_explain, top=args.top)
+    result = diagnose_window(args.dsn, before, explain_top=not args.no_explain, top=args.top, activity=activity)
     findings, notes = result.findings, result.notes
     if result.window is not None:
         save_baseline(args.dsn, result.window.after)
     elapsed = time.perf_counter() - started
+    window = window_text(result.window, args.watch)
+    # "text" is what the text format prints under the findings ("window: ..."): every result says
+    # what the counters cover, not only the clean one
     summary: dict[str, Any] = {"server": redact(args.dsn), "window_seconds": args.watch,
                                "seconds": round(elapsed, 3),
-                               "window": result.window.describe() if result.window else None}
-    window = window_text(result.window, args.watch)
+                               "window": {**(result.window.describe() if result.window else {}), "text": window}}
     render(findings, args.format, diagnostics=[Diagnostic(kind="not-checked", message=note) for note in notes],
            summary=summary, tool="pglab diagnose",
            clean_message=f"No runtime anti-patterns found ({window}, {elapsed:.2f}s).")
@@ -91,12 +98,19 @@ def add_parser(commands: Any) -> None:
         "plain EXPLAIN only (nothing is executed); every statement has a lock and a statement timeout: a statement "
         "that could not be planned in time is reported as not checked, and a table another session holds in "
         "ACCESS EXCLUSIVE mode is left out with a note (a partial result, never a hang). "
+        "Without --watch, counters are deltas since pglab's previous run against the same server, database and "
+        "role: each run keeps its last snapshot of the counters on this machine (never on the server), in "
+        "$XDG_STATE_HOME/pglab/baseline-*.json (~/.local/state/pglab without XDG_STATE_HOME), and the next run "
+        "judges what changed since; the first run (or after deleting that file) judges totals since the "
+        "statistics were last reset, which may still hold problems fixed long ago. Every output states the "
+        "window its counters cover. "
         "Exit 0: nothing found; 1: findings; 2: usage or connection error.")
     diagnose.add_argument("--dsn", default=os.environ.get("PGLAB_DSN"), help="the server to inspect (or PGLAB_DSN)")
     diagnose.add_argument("--watch", type=_seconds, metavar="SECONDS",
                           help="measure over SECONDS: take snapshots at the start, middle and end and judge the "
-                          "deltas over that window; nothing is printed on stdout until the window ends, progress "
-                          "goes to stderr")
+                          "deltas over that window, sampling pg_stat_activity throughout (every 20 ms, to tie a "
+                          "repeated statement to the query it follows in one session: n_plus_one runs only then); "
+                          "nothing is printed on stdout until the window ends, progress goes to stderr")
     diagnose.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     diagnose.add_argument("--top", type=int, default=TOP_STATEMENTS, metavar="N",
                           help=f"plan the N costliest SELECTs of pg_stat_statements (default {TOP_STATEMENTS})")

@@ -283,6 +283,8 @@ def render_text(findings: Sequence[Finding], diagnostics: Sequence[Diagnostic], 
         console.print()
     if described:
         console.print(escape(described))
+    if covered := window_line(summary):
+        console.print(escape(covered))
     console.print(escape(_summary_line(summary)))
 
 
@@ -345,6 +347,14 @@ def _summary_line(summary: dict[str, Any]) -> str:
     if summary.get("diagnostics"):
         text += f"; {plural(summary['diagnostics'], 'diagnostic')}"
     return text + "."
+
+
+def window_line(summary: dict[str, Any] | None) -> str | None:
+    """"window: since pglab's previous run, 63 s": what the runtime counters judged cover, stated
+    with every result, since a finding over totals since the last reset may be long fixed."""
+    window = (summary or {}).get("window")
+    text = window.get("text") if isinstance(window, dict) else None
+    return f"window: {text}" if text else None
 
 
 def schema_line(summary: dict[str, Any] | None) -> str | None:

@@ -22,12 +22,17 @@ _PLACEHOLDER = re.compile(r"%%|%\((\w+)\)[sbt]|%[sbt]")
 _COMMANDS = {"SelectStmt": "select", "InsertStmt": "insert", "UpdateStmt": "update", "DeleteStmt": "delete",
              "MergeStmt": "merge", "TransactionStmt": "transaction", "VariableSetStmt": "set"}
 
-# The leading column of every valid index, per table: what "is this column led by an index" asks.
-INDEX_COLUMNS_SQL = """
+# The columns of index `i` (a pg_index row) in key order, one slot per key: NULL where the key is an
+# expression, so that a column after an expression is never taken for the leading one. Every
+# catalog query that reads index columns uses this fragment.
+INDEX_COLUMNS = """array(
+       SELECT a.attname FROM unnest(string_to_array(i.indkey::text, ' ')::int2[]) WITH ORDINALITY AS k(num, ord)
+       LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num ORDER BY k.ord)"""
+
+# The columns of every valid index, per table: what "is this column led by an index" asks.
+INDEX_COLUMNS_SQL = f"""
 SELECT c.relname AS table_name, ic.relname AS index_name, i.indisunique AS is_unique,
-       i.indpred IS NOT NULL AS is_partial,
-       array(SELECT a.attname FROM unnest(string_to_array(i.indkey::text, ' ')::int2[]) WITH ORDINALITY AS k(num, ord)
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num ORDER BY k.ord) AS columns
+       i.indpred IS NOT NULL AS is_partial, {INDEX_COLUMNS} AS columns
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indrelid
 JOIN pg_class ic ON ic.oid = i.indexrelid
@@ -116,7 +121,7 @@ def walk_nodes(node: Any) -> Iterator[Any]:
 
 def leading_columns(indexes: list[dict[str, Any]]) -> dict[str, frozenset[str]]:
     """relation -> columns that lead a full (non-partial) index, from index rows with
-    `table_name`, `columns` (None for an expression) and `is_partial`."""
+    `table_name`, `columns` (see `INDEX_COLUMNS`: None in an expression's slot) and `is_partial`."""
     found: dict[str, set[str]] = {}
     for index in indexes:
         if index["columns"] and index["columns"][0] and not index["is_partial"]:

@@ -81,12 +81,11 @@ def _log(record: Any) -> None:
     if call is None:
         return  # a statement sent while no test records, or outside the wrapped methods
     key = id(call.conn)
-    if key not in call.recorder.connections:
-        call.recorder.connections[key] = _describe(record)
+    info = None if key in call.recorder.connections else _describe(record)
     start = time.perf_counter() - record.elapsed
     statement = Statement(record.query, False, tuple(record.args or ()), call.chain, start, record.elapsed, key,
                           control=call.control, batch=call.batch, failed=record.exception is not None)
-    call.recorder.add(call.conn, ASYNCPG, statement, call.in_transaction)
+    call.recorder.add(call.conn, ASYNCPG, statement, call.in_transaction, info)
 
 
 def _listen(conn: Any) -> None:

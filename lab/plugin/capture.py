@@ -86,12 +86,14 @@ class Recorder:
                               start, end - start, id(conn), control, batch, failed)
         self.add(conn, PSYCOPG, statement, PSYCOPG.in_transaction(conn))
 
-    def add(self, conn: Any, driver: Driver, statement: Statement, in_transaction: bool) -> None:
-        """Keep `statement` and follow its connection's transaction (status after the statement)."""
+    def add(self, conn: Any, driver: Driver, statement: Statement, in_transaction: bool,
+            info: ConnectionInfo | None = None) -> None:
+        """Keep `statement` and follow its connection's transaction (status after the statement).
+        `info` describes a connection the driver cannot describe from the connection alone."""
         key = statement.connection
         first_sight = key not in self.connections
         if first_sight:
-            self.connections[key] = driver.info(conn)
+            self.connections[key] = info or driver.info(conn)
             self.handles[key] = Handle(conn, driver.name)
         self.statements.append(statement)
         self._follow_transaction(statement, in_transaction, first_sight)

@@ -4,8 +4,16 @@ plan rules of `detectors/` over the plan.
 Where the plan is read matters. A statement whose connection still holds an open transaction at
 the end of the test (the common fixture that runs each test in a transaction and rolls it back)
 may read rows no other connection can see: its plan is read on that same connection, inside a
-savepoint that is rolled back. Every other statement is planned on a connection of its own to
-the database it used. A plan that cannot be read is said per test, with the reason.
+savepoint that is rolled back. That works for psycopg connections, sync and async (an async one
+through `pglab.lab.plugin.asyncview`). An asyncpg connection cannot be driven from here (it is
+bound to the test's event loop), so its statements are planned on another connection, and when it
+still holds a transaction the test is told that the plan cannot see the rows it has not committed.
+Every other statement is planned on a connection of its own to the database it used. A plan that
+cannot be read, or is read with such a caveat, is said per test, with the reason.
+
+Plans are read with EXPLAIN ANALYZE (real row counts) only when the side-effect judge
+(`pglab.lab.runtime.sideeffects`) finds nothing in the statement that a rollback would not undo;
+otherwise with plain EXPLAIN, and the test is told why.
 """
 
 from __future__ import annotations
@@ -83,15 +91,35 @@ class PlanOutcome:
     findings: list[Finding] = field(default_factory=list)
     explained: int = 0
     skipped: list[str] = field(default_factory=list)  # why a statement could not be planned
+    caveats: list[str] = field(default_factory=list)  # plans read, but not as fully as they could be
 
 
-def _own_transaction(handle: Handle | None) -> pq.TransactionStatus | None:
-    """The status of a sync psycopg connection still open in a transaction at the end of the test
-    (an async one cannot be driven from here: its statements are planned on another connection)."""
-    if handle is None or not isinstance(handle.conn, psycopg.Connection) or handle.conn.closed:
-        return None
-    status = pq.TransactionStatus(handle.conn.pgconn.transaction_status)
-    return status if status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR) else None
+OWN, ABORTED, ELSEWHERE, BLIND = "own", "aborted", "elsewhere", "blind"
+_BLIND_NOTE = "planned on another connection: this test's uncommitted rows are not visible to the plan"
+
+
+def _where(handle: Handle | None) -> tuple[str, str]:
+    """Where a statement's plan sees the data it read, with the reason when that is not where it
+    ran: OWN (its connection, still in a transaction), ABORTED (that transaction is aborted, so
+    nothing can read it), ELSEWHERE (no open transaction: what it read is visible anywhere) or
+    BLIND (planned elsewhere although its connection may hold rows nobody else sees)."""
+    if handle is None:
+        return ELSEWHERE, ""
+    conn = handle.conn
+    if handle.driver == "asyncpg":
+        if conn.is_closed() or not conn.is_in_transaction():
+            return ELSEWHERE, ""
+        return BLIND, "asyncpg: its connection cannot be used outside the test's event loop"
+    if conn.closed:
+        return ELSEWHERE, ""
+    status = conn.pgconn.transaction_status
+    if status == pq.TransactionStatus.INTRANS:
+        return OWN, ""
+    if status == pq.TransactionStatus.INERROR:
+        return ABORTED, ""
+    if status == pq.TransactionStatus.ACTIVE:
+        return BLIND, "its own connection was still busy with a statement when the test ended"
+    return ELSEWHERE, ""
 
 
 def plan_checks(statements: Sequence[Statement], dsn_of: Mapping[int, str], handles: Mapping[int, Handle],
@@ -109,13 +137,15 @@ def plan_checks(statements: Sequence[Statement], dsn_of: Mapping[int, str], hand
     on_own: dict[int, list[Statement]] = defaultdict(list)
     by_dsn: dict[str, list[Statement]] = defaultdict(list)
     for statement in firsts.values():
-        status = _own_transaction(handles.get(statement.connection))
-        if status == pq.TransactionStatus.INERROR:
+        where, why = _where(handles.get(statement.connection))
+        if where == ABORTED:
             outcome.skipped.append(f"{statement.call_site}: plan not read: the test left its transaction aborted, "
                                    f"and its data is visible nowhere else: {short(statement.sql, 80)}")
-        elif status is not None:
+        elif where == OWN:
             on_own[statement.connection].append(statement)
         else:
+            if where == BLIND:
+                outcome.caveats.append(f"{statement.call_site}: {_BLIND_NOTE} ({why}): {short(statement.sql, 80)}")
             by_dsn[dsn_of[statement.connection]].append(statement)
     for key, chosen in on_own.items():
         with _borrowed(handles[key].conn) as conn:
@@ -131,15 +161,32 @@ def plan_checks(statements: Sequence[Statement], dsn_of: Mapping[int, str], hand
 
 
 @contextmanager
-def _borrowed(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+def _borrowed(conn: Any) -> Iterator[Any]:
     """The test's own connection with the tuple rows and raw cursors the plan code uses, its own
-    factories put back afterwards."""
+    factories put back afterwards; an async one as a blocking view (`asyncview`)."""
+    if isinstance(conn, psycopg.AsyncConnection):
+        from pglab.lab.plugin.asyncview import sync_view
+
+        with sync_view(conn) as view:
+            yield view
+        return
     factories = conn.cursor_factory, conn.row_factory
     conn.cursor_factory, conn.row_factory = psycopg.RawCursor, tuple_row
     try:
         yield conn
     finally:
         conn.cursor_factory, conn.row_factory = factories
+
+
+@contextmanager
+def _client_cursors(conn: Any) -> Iterator[None]:
+    """psycopg's own cursors (`%s` placeholders) instead of the raw ones, for the side-effect judge."""
+    raw = conn.cursor_factory
+    conn.cursor_factory = psycopg.Cursor
+    try:
+        yield
+    finally:
+        conn.cursor_factory = raw
 
 
 def server_form(statement: Statement) -> tuple[str, Any]:
@@ -156,8 +203,8 @@ def server_form(statement: Statement) -> tuple[str, Any]:
     return to_dollar_placeholders(statement.sql), list(statement.params)
 
 
-def _plan_on(conn: psycopg.Connection[Any], chosen: list[Statement], settings: Settings, outcome: PlanOutcome
-             ) -> None:
+def _plan_on(conn: Any, chosen: list[Statement], settings: Settings, outcome: PlanOutcome) -> None:
+    """Plan `chosen` on `conn`: a psycopg Connection or the `asyncview` of an AsyncConnection."""
     import pglab.lab.runtime.plans as plans  # imported when plan checks run, not when the plugin loads
 
     scaled = settings.plan_scale > 1
@@ -173,10 +220,31 @@ def _plan_on(conn: psycopg.Connection[Any], chosen: list[Statement], settings: S
         outcome.skipped.append(f"plans not read: {str(error).strip().splitlines()[0]}")
 
 
-def _plan_one(plans: Any, conn: psycopg.Connection[Any], statement: Statement, catalog: Catalog,
-              settings: Settings, outcome: PlanOutcome, analyze: bool) -> None:
+def _executable(plans: Any, conn: Any, statement: Statement, sql: str, outcome: PlanOutcome) -> bool:
+    """Whether EXPLAIN ANALYZE may run the statement: a plain SELECT whose functions the side-effect
+    judge finds free of effects a rollback does not undo (a sequence advanced, a lock or a message
+    to another session, a backend cancelled). Otherwise plain EXPLAIN, and the test is told why."""
+    from pglab.lab.runtime.sideeffects import judge
+
+    if not plans.is_read_only_select(sql):
+        return False  # plans.explain only plans anything else: nothing is executed
+    try:
+        with conn.transaction(), _client_cursors(conn):  # a savepoint: a failed look-up spoils nothing
+            verdict = judge(conn, statement.sql)
+        safe, reason = verdict.safe, verdict.reason
+    except psycopg.Error as error:
+        safe, reason = False, f"its functions could not be checked: {str(error).strip().splitlines()[0]}"
+    if not safe:
+        outcome.caveats.append(f"{statement.call_site}: plain EXPLAIN, not ANALYZE: {reason}: "
+                               f"{short(statement.sql, 80)}")
+    return safe
+
+
+def _plan_one(plans: Any, conn: Any, statement: Statement, catalog: Catalog, settings: Settings,
+              outcome: PlanOutcome, analyze: bool) -> None:
     shape = shape_of(statement.sql, statement.has_params)
     sql, params = server_form(statement)
+    analyze = analyze and _executable(plans, conn, statement, sql, outcome)
     try:
         plan = plans.explain(conn, sql, params, analyze=analyze)
     except (UserError, psycopg.Error) as error:  # a statement on a temp table the test made, say

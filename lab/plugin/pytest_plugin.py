@@ -185,6 +185,7 @@ class PglabSession:
         found = (querychecks.detector_checks(statements, recorder.transactions, settings)
                  + querychecks.budget(statements, settings))
         notes: list[str] = []
+        caveats: list[str] = []
         explained = 0
         if settings.plans:
             from pglab.lab.plugin.planchecks import plan_checks
@@ -195,14 +196,15 @@ class PglabSession:
             outcome = plan_checks(statements, dsn_of, recorder.handles, settings)
             found += outcome.findings
             notes += outcome.skipped
+            caveats += outcome.caveats
             explained = outcome.explained
         failing = [f for f in found if not allowed(f, settings.allow)]
         passing = [f for f in found if allowed(f, settings.allow)]
-        self._remember(nodeid, statements, recorder, failing, passing, notes, explained)
+        self._remember(nodeid, statements, recorder, failing, passing, notes, caveats, explained)
         return failing
 
     def _remember(self, nodeid: str, statements: list[Statement], recorder: Recorder, failing: list[Finding],
-                  passing: list[Finding], notes: list[str], explained: int) -> None:
+                  passing: list[Finding], notes: list[str], caveats: list[str], explained: int) -> None:
         from collections import Counter
 
         from pglab.lab.plugin.report import TestRecord
@@ -223,6 +225,7 @@ class PglabSession:
             transactions=len(recorder.transactions),
             seconds_in_database=round(sum(s.duration for s in statements), 4), plans_explained=explained,
             findings=[f.as_json() for f in failing], allowed=[f.as_json() for f in passing], notes=notes,
+            caveats=caveats,
         ))
 
     # --- pytest-xdist: workers hand their results to the controller ---------------------------

@@ -28,7 +28,8 @@ class TestRecord:
     plans_explained: int = 0
     findings: list[dict[str, Any]] = field(default_factory=list)
     allowed: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # statements whose plan could not be read
+    caveats: list[str] = field(default_factory=list)  # plans read, but blind to the test's rows or not executed
 
 
 @dataclass
@@ -65,7 +66,7 @@ class Results:
 
 def summary(results: Results, write: Callable[[str], None]) -> None:
     """The terminal summary: counts, flagged tests, the most repeated shapes, and per test the
-    plans that could not be read."""
+    plans that could not be read and those read with a caveat."""
     records = results.records
     flagged = [r for r in records if r.findings]
     total = sum(r.statements for r in records)
@@ -82,15 +83,21 @@ def summary(results: Results, write: Callable[[str], None]) -> None:
         write("most repeated statements (calls, tests, most in one test):")
         for row in top:
             write(f"  {row['calls']:>6} {row['tests']:>4} {row['max_in_one_test']:>5}  {short(row['sql'], 90)}")
-    unplanned = [r for r in records if r.notes]
-    if unplanned:
-        write(f"note: {len(unplanned)} test{'s' if len(unplanned) != 1 else ''} had statements pglab could not "
-              "EXPLAIN:")
-        for record in unplanned:
-            more = f" (+{len(record.notes) - 1} more in --pglab-report)" if len(record.notes) > 1 else ""
-            write(f"  {record.nodeid}: {short(record.notes[0], 160)}{more}")
+    _per_test(records, "notes", "had statements pglab could not EXPLAIN", write)
+    _per_test(records, "caveats", "had plans read with a caveat", write)
     for note in sorted(results.notes):
         write(f"note: {note}")
+
+
+def _per_test(records: list[TestRecord], kind: str, what: str, write: Callable[[str], None]) -> None:
+    """One line per test with notes of `kind`: its first, and how many more the report holds."""
+    noted = [(r.nodeid, getattr(r, kind)) for r in records if getattr(r, kind)]
+    if not noted:
+        return
+    write(f"note: {len(noted)} test{'s' if len(noted) != 1 else ''} {what}:")
+    for nodeid, notes in noted:
+        more = f" (+{len(notes) - 1} more in --pglab-report)" if len(notes) > 1 else ""
+        write(f"  {nodeid}: {short(notes[0], 160)}{more}")
 
 
 def write_json(results: Results, target: str, settings: dict[str, Any]) -> None:

@@ -50,6 +50,9 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "fsync": "off",
     "full_page_writes": "off",
     "log_min_messages": "warning",
+    # The database in every session's log line: the server log is shared by all databases, and
+    # `pglab diagnose` counts only the serialization failures of the one it judges (runtime/serverlog.py).
+    "log_line_prefix": "%m [%p] %q%u@%d ",
     # The plans of slow statements, with their bound parameter values (PostgreSQL 16+), in the log:
     # the only record of the value behind `OFFSET $1`, which `pglab diagnose` reads back
     # (lab/runtime/autoexplain.py). 100 ms: the lab's SLO is 250 ms at p99, and a deep page of a

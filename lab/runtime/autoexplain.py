@@ -1,5 +1,5 @@
-"""The server log as evidence: a window of it read (serialization failures are counted in it), and
-the auto_explain samples in it read back.
+"""The server log as evidence: a window of it read (serialization failures are counted in it, see
+`serverlog`), and the auto_explain samples in it read back.
 
 pg_stat_statements keeps a statement as `$n` for every value a client binds on the server side
 (psycopg 3's default), so nothing in the statistics views says that `LIMIT 20 OFFSET $1` ran with
@@ -28,7 +28,6 @@ from pglast.parser import ParseError, fingerprint
 from pglab.lab.runtime.stats import MARKER, Snapshot, dict_rows
 from pglab.lab.runtime.values import untyped_literals
 
-SERIALIZATION_FAILURE = "could not serialize access"
 _LOG_READ_LIMIT = 8 * 1024 * 1024
 _PLAN_START = re.compile(r"duration: (\d+(?:\.\d+)?) ms\s+plan:\s*(?=\{)")
 _PARAMETER = re.compile(r"\$(\d+) = (?:NULL|'((?:[^']|'')*)')")
@@ -50,8 +49,6 @@ def read_log(conn: psycopg.Connection[Any], before: Snapshot | None, after: Snap
     except psycopg.Error:
         return None
     return bytes(chunk[0]["data"]).decode("utf-8", "replace")
-
-
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,10 @@ from pglab.lab.core.findings import Finding
 from pglab.lab.core.sql import leading_columns, short
 from pglab.lab.postgres.client import open_session
 from pglab.lab.runtime import registry
-from pglab.lab.runtime.autoexplain import SERIALIZATION_FAILURE, Sample, read_log, slowest_samples, statement_key
+from pglab.lab.runtime.activity import ActivitySamples
+from pglab.lab.runtime.autoexplain import Sample, read_log, slowest_samples, statement_key
 from pglab.lab.runtime.plans import analyze_plan, explain, explain_custom, is_read_only_select
+from pglab.lab.runtime.serverlog import serialization_failures
 from pglab.lab.runtime.stats import (
     DATABASE_COUNTERS,
     MARKER,
@@ -102,9 +104,12 @@ def diagnose_window(
     explain_top: bool = True,
     thresholds: Mapping[str, Mapping[str, float]] | None = None,
     top: int = TOP_STATEMENTS,
+    activity: ActivitySamples | None = None,
 ) -> Diagnosis:
     """`run_detectors`, also returning the window judged (what its counters cover, and the later
-    snapshot, which the command line keeps as the next run's baseline)."""
+    snapshot, which the command line keeps as the next run's baseline). `activity`: pg_stat_activity
+    sampled through the window, which ties statements to the sessions that sent them (n_plus_one);
+    empty when nobody sampled, which rules that need it say in a note."""
     try:
         conn = _connect(dsn)
     except UserError as error:
@@ -113,15 +118,22 @@ def diagnose_window(
             raise
         return Diagnosis(refused, [f"no statistics read: {error}"], None)
     with conn:
-        window = Window(before, _snapshot(conn))
+        window = Window(before, _snapshot(conn), activity=activity)
         log = read_log(conn, before, window.after)  # read once: failures counted, auto_explain samples
-        window.serialization_failures = None if log is None else log.count(SERIALIZATION_FAILURE)
         notes = list(window.after.notes)
-        if window.serialization_failures is None:
+        if log is not None:
+            window.serialization_failures, unattributed = serialization_failures(
+                log, window.after.settings.get("log_line_prefix"), window.after.database)
+            notes += [unattributed] if unattributed else []
+        else:
             notes.append(f"no server log file pglab can read as role {window.after.role!r} (it needs the logging "
                          "collector's file, or pglab's own server, and superuser or pg_read_server_files): "
                          "serialization failures (SQLSTATE 40001) were not counted, and no auto_explain "
                          "sample gave real parameter values")
+        if activity is not None and not activity.samples:
+            notes.append("n_plus_one did not run: it ties a repeated statement to the query it follows in one "
+                         "session, through pg_stat_activity sampled during a watch window (--watch SECONDS, under "
+                         "the application's load); call counts alone cannot tell a loop from independent lookups")
         findings: list[Finding] = []
         for entry_id, module in registry.detector_modules().items():
             check = getattr(module, "check_stats", None)

@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 
 from pglab.lab.core.errors import UserError
 from pglab.lab.core.findings import Finding
-from pglab.lab.core.sql import leading_columns, short
+from pglab.lab.core.sql import INDEX_COLUMNS, leading_columns, short
 from pglab.lab.runtime import registry
 from pglab.lab.runtime.values import quote, untyped_literals
 
@@ -229,7 +229,7 @@ def analyze_plan(
                     table_rows=table_rows or {}, indexed_columns=indexed_columns or {})
     findings: list[Finding] = []
     for entry_id, module in registry.detector_modules().items():
-        check = getattr(module, "check_plan", None)
+        check: registry.PlanHook | None = getattr(module, "check_plan", None)
         if check is not None:
             findings += check(view, registry.limits(entry_id, thresholds))
     findings = drop_superseded(findings)
@@ -332,10 +332,8 @@ def explain_custom(conn: psycopg.Connection[Any], sql: str, values: Mapping[int,
         raise UserError(f"cannot EXPLAIN {short(sql, 80)}: {str(error).strip().splitlines()[0]}") from None
 
 
-_CATALOG_FACTS = """SELECT /* pglab diagnose */ c.relname AS table_name, greatest(c.reltuples, 0)::bigint AS reltuples,
-       i.indpred IS NOT NULL AS is_partial,
-       array(SELECT a.attname FROM unnest(string_to_array(i.indkey::text, ' ')::int2[]) WITH ORDINALITY AS k(num, ord)
-             LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num ORDER BY k.ord) AS columns
+_CATALOG_FACTS = f"""SELECT /* pglab diagnose */ c.relname AS table_name, greatest(c.reltuples, 0)::bigint AS reltuples,
+       i.indpred IS NOT NULL AS is_partial, {INDEX_COLUMNS} AS columns
 FROM pg_class c LEFT JOIN pg_index i ON i.indrelid = c.oid
 WHERE c.oid = ANY(%s::regclass[])"""
 

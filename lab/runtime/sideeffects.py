@@ -12,13 +12,16 @@ functions it calls by name (every overload of each name, since the parse tree do
 the planner picks), the functions behind the operators it uses, the functions the views and
 row-security policies of the relations it reads call (their definitions, parsed like the statement,
 view within view), and casts to types that are not built in (their input functions and domain
-checks run). A function is
-unsafe when its name is on `DENIED` (whatever the catalog says: a wrapper or an extension can mark
-an administrative function STABLE), when it is VOLATILE (built-in volatile functions known to be
-harmless, such as `random()`, excepted), or when it is a user function whose body names a denied
-function. Functions a user function calls by other routes (dynamic SQL, a STABLE function calling
-a VOLATILE one) cannot be seen from the catalog, which is why user functions are only trusted when
-their own volatility and body say so.
+checks run). A function is unsafe when its name is on `DENIED` (whatever the catalog says: a wrapper
+or an extension can mark an administrative function STABLE) or when it is VOLATILE (built-in
+volatile functions known to be harmless, such as `random()`, excepted). A built-in function is
+judged by that alone. Any other function is trusted only when what it runs is known too: a SQL or
+PL/pgSQL function's body is read (see `functionbodies`) and judged like the statement, function
+within function, so a STABLE wrapper around a VOLATILE function is caught; a user's aggregate is
+judged by its support functions. What cannot be read is unsafe: SQL built at run time (EXECUTE),
+functions in C, `internal` or any other language that are not built in, a body that does not
+parse, a name the catalog does not know, and chains longer than `MAX_DEPTH` or wider than
+`MAX_FUNCTIONS`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pglast import parse_sql
 from pglast.parser import ParseError
 
 from pglab.lab.core.sql import walk_nodes
+from pglab.lab.runtime.functionbodies import read_body
 
 # Names (or name prefixes, ending in "*") of functions with effects a rollback does not undo.
 DENIED = (
@@ -44,16 +48,18 @@ DENIED = (
     "pg_file_*", "pg_import_system_collations", "pg_notify", "pg_advisory*", "pg_try_advisory*",
     "set_config", "setseed", "lo_*", "loread", "lowrite", "dblink*", "txid_current", "pg_current_xact_id",
     "hypopg_*",
+    # STABLE, yet they read relations named only at run time, whose views' functions are not checked
+    "table_to_xml*", "schema_to_xml*", "database_to_xml*",
 )
 # Built-in VOLATILE functions that only compute a value.
 HARMLESS_VOLATILE = frozenset({
     "random", "random_normal", "clock_timestamp", "timeofday", "gen_random_uuid", "uuidv4", "uuidv7",
 })
 FIRST_USER_OID = 16384  # FirstNormalObjectId: below it, objects built into the server
+MAX_DEPTH = 16  # functions calling functions: deeper than this is not followed, so unsafe
+MAX_FUNCTIONS = 200
 
 _CLIENT_PLACEHOLDER = re.compile(r"%\(\w+\)s|%s")
-_DENIED_PATTERN = re.compile(
-    r"\b(" + "|".join(re.escape(name).replace(r"\*", r"\w*") for name in DENIED) + r")\s*\(", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ class _Parts:
 
 def _parts(statement: str) -> _Parts | None:
     try:
-        parsed = parse_sql(_CLIENT_PLACEHOLDER.sub("NULL", statement).replace("%%", "%"))
+        parsed = parse_sql(statement)
     except ParseError:
         return None
     found = _Parts([], [], [], [])
@@ -98,70 +104,119 @@ def _parts(statement: str) -> _Parts | None:
 
 def judge(conn: psycopg.Connection[Any], statement: str) -> Verdict:
     """Whether executing `statement` (a SELECT) is free of side effects a rollback would not undo."""
-    parts = _parts(statement)
-    if parts is None:
-        return Verdict(False, "the statement could not be parsed, so the functions it calls are unknown")
-    reason = _unsafe_parts(conn, parts)
-    if reason:
-        return Verdict(False, reason)
-    for text in _relation_texts(conn, parts.relations):
-        inner = _parts(text)
-        reason = "it could not be parsed" if inner is None else _unsafe_parts(conn, inner)
-        if reason:
-            return Verdict(False, f"a view or row-security policy it reads: {reason}")
-    return Verdict(True)
+    reason = _Reach(conn).text(_CLIENT_PLACEHOLDER.sub("NULL", statement).replace("%%", "%"), depth=0)
+    return Verdict(not reason, f"it {reason}" if reason else "")
 
 
-def _unsafe_parts(conn: psycopg.Connection[Any], parts: _Parts) -> str:
-    """Why the functions, operators and casts of one parsed text are unsafe, or "" when they are not."""
-    for name in parts.functions:
-        if denied(name[-1]):
-            return f"it calls {name[-1]}(), which has effects a rollback does not undo"
-    return (_named_functions(conn, parts.functions) or _operator_functions(conn, parts.operators)
-            or _user_types(conn, parts.types))
-
-
-_FUNCTION_FACTS = """SELECT p.proname, n.nspname, p.provolatile, p.oid < %(first_user_oid)s AS builtin,
-       CASE WHEN l.lanname IN ('sql', 'plpgsql') THEN p.prosrc ELSE '' END AS body
+_FUNCTION_FACTS = """SELECT p.oid, p.proname, n.nspname, p.provolatile, p.oid < %(first_user_oid)s AS builtin,
+       l.lanname, p.prokind
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang"""
+_BODY = """SELECT p.prosrc, pg_get_functiondef(p.oid), pg_get_expr(p.proargdefaults, 0)
+FROM pg_proc p WHERE p.oid = %s"""
+_AGGREGATE_STEPS = """SELECT step FROM pg_aggregate a CROSS JOIN LATERAL unnest(ARRAY[a.aggtransfn, a.aggfinalfn,
+    a.aggcombinefn, a.aggserialfn, a.aggdeserialfn, a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn]::oid[]) AS step
+WHERE a.aggfnoid = %s AND step <> 0"""
 
 
-def _unsafe_function(row: tuple[Any, ...]) -> str:
-    name, schema, volatility, builtin, body = row
-    if denied(name):
-        return f"it calls {name}(), which has effects a rollback does not undo"
-    if volatility == "v" and not (builtin and name in HARMLESS_VOLATILE):
-        return f"it calls {schema}.{name}(), which is VOLATILE (it may change data)"
-    match = _DENIED_PATTERN.search(body or "")
-    if match:
-        return f"it calls {schema}.{name}(), whose body calls {match.group(1)}()"
-    return ""
+class _Reach:
+    """Walks what one statement can reach, judging each function once (`seen`), and answers with
+    the first reason it is unsafe, phrased to follow "it" ("calls f(), which ..."), or "". """
 
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self.seen: set[int] = set()
 
-def _named_functions(conn: psycopg.Connection[Any], functions: list[list[str]]) -> str:
-    names = sorted({name[-1] for name in functions})
-    if not names:
+    def text(self, text: str, depth: int, relations: bool = True) -> str:
+        """Why one SQL text is unsafe. `relations`: also read the views and policies of the relations
+        it names (not needed for those texts themselves: `_relation_texts` already follows them)."""
+        parts = _parts(text)
+        if parts is None:
+            return "contains SQL that could not be parsed, so the functions it calls are unknown"
+        for name in parts.functions:
+            if denied(name[-1]):
+                return f"calls {name[-1]}(), which has effects a rollback does not undo"
+        reason = (self.named(parts.functions, depth) or self.operators(parts.operators, depth)
+                  or _user_types(self.conn, parts.types))
+        if reason or not relations:
+            return reason
+        for inner in _relation_texts(self.conn, parts.relations):
+            reason = self.text(inner, depth, relations=False)
+            if reason:
+                return f"reads a view or row-security policy that {reason}"
         return ""
-    rows = conn.execute(f"{_FUNCTION_FACTS} WHERE p.proname = ANY(%(names)s)",
-                        {"first_user_oid": FIRST_USER_OID, "names": names}).fetchall()
-    for name in functions:
-        schema = name[0] if len(name) > 1 else None
-        overloads = [row for row in rows if row[0] == name[-1] and schema in (None, row[1])]
-        if not overloads:
-            return f"it calls {'.'.join(name)}(), which this database does not know"
-        for row in overloads:
-            reason = _unsafe_function(row)
+
+    def named(self, functions: list[list[str]], depth: int, known_only: bool = False) -> str:
+        """Why one of the functions called by these names is unsafe: every overload of each name
+        (in its schema when qualified) must be safe. A name the catalog does not know is unsafe,
+        unless `known_only` (names a token scan found, which need not be functions)."""
+        names = sorted({name[-1] for name in functions})
+        if not names:
+            return ""
+        rows = self.conn.execute(f"{_FUNCTION_FACTS} WHERE p.proname = ANY(%(names)s)",
+                                 {"first_user_oid": FIRST_USER_OID, "names": names}).fetchall()
+        for name in functions:
+            schema = name[0] if len(name) > 1 else None
+            overloads = [row for row in rows if row[1] == name[-1] and schema in (None, row[2])]
+            if not overloads and not known_only:
+                return f"calls {'.'.join(name)}(), which this database does not know"
+            for row in overloads:
+                reason = self.function(row, depth)
+                if reason:
+                    return f"calls {row[2]}.{row[1]}(), which {reason}"
+        return ""
+
+    def operators(self, operators: list[str], depth: int) -> str:
+        if not operators:
+            return ""
+        rows = self.conn.execute(f"""{_FUNCTION_FACTS.replace("SELECT", "SELECT o.oprname,", 1)}
+            JOIN pg_operator o ON o.oprcode = p.oid WHERE o.oprname = ANY(%(names)s)""",
+                                 {"first_user_oid": FIRST_USER_OID, "names": sorted(set(operators))}).fetchall()
+        for operator, *row in rows:
+            reason = self.function(tuple(row), depth)
+            if reason:
+                return f"uses the operator {operator}, which runs {row[2]}.{row[1]}(), which {reason}"
+        return ""
+
+    def function(self, row: tuple[Any, ...], depth: int) -> str:
+        """Why one function is unsafe, phrased to follow "which": a built-in one is judged by its
+        name and volatility; a user's SQL or PL/pgSQL function also by everything its body reaches;
+        any other is unknown, so unsafe."""
+        oid, name, _, volatility, builtin, language, kind = row
+        if denied(name):
+            return "has effects a rollback does not undo"
+        if volatility == "v" and not (builtin and name in HARMLESS_VOLATILE):
+            return "is VOLATILE (it may change data)"
+        if builtin or oid in self.seen:  # seen: judged already, or being judged further up (recursion)
+            return ""
+        self.seen.add(oid)
+        if depth >= MAX_DEPTH or len(self.seen) > MAX_FUNCTIONS:
+            return f"reaches more functions than pglab follows ({MAX_DEPTH} deep, {MAX_FUNCTIONS} in all)"
+        if kind == "a":
+            return self.aggregate(oid, depth + 1)
+        if language not in ("sql", "plpgsql"):
+            return f"is written in {language} and not built in, so what it does cannot be checked"
+        found = self.conn.execute(_BODY, (oid,)).fetchone()
+        if found is None:
+            return "was dropped while pglab read it"
+        body = read_body(language, *found)
+        if body.problem:
+            return body.problem
+        for text in body.texts:
+            reason = self.text(text, depth + 1)
             if reason:
                 return reason
-    return ""
+        return self.named([[name] for name in body.names], depth + 1, known_only=True)
 
-
-def _operator_functions(conn: psycopg.Connection[Any], operators: list[str]) -> str:
-    if not operators:
+    def aggregate(self, oid: int, depth: int) -> str:
+        """A user's aggregate runs its transition, final and combine functions."""
+        steps = [step for (step,) in self.conn.execute(_AGGREGATE_STEPS, (oid,))]
+        rows = self.conn.execute(f"{_FUNCTION_FACTS} WHERE p.oid = ANY(%(steps)s)",
+                                 {"first_user_oid": FIRST_USER_OID, "steps": steps}).fetchall()
+        for row in rows:
+            reason = self.function(row, depth)
+            if reason:
+                return f"runs {row[2]}.{row[1]}(), which {reason}"
         return ""
-    rows = conn.execute(f"""{_FUNCTION_FACTS} JOIN pg_operator o ON o.oprcode = p.oid
-        WHERE o.oprname = ANY(%(names)s)""", {"first_user_oid": FIRST_USER_OID, "names": sorted(set(operators))})
-    return next((f"an operator: {reason}" for row in rows if (reason := _unsafe_function(row))), "")
 
 
 # The texts that run when relations are read: the definitions of the views among them (following views
@@ -202,5 +257,5 @@ def _user_types(conn: psycopg.Connection[Any], types: list[list[str]]) -> str:
     names = sorted({_quoted(name) for name in types})
     rows = conn.execute("""SELECT name FROM unnest(%s::text[]) AS name
         WHERE to_regtype(name) IS NULL OR to_regtype(name)::oid >= %s""", (names, FIRST_USER_OID))
-    return next((f"it casts to {name}, a type that is not built in (its input function and checks would run)"
+    return next((f"casts to {name}, a type that is not built in (its input function and checks would run)"
                  for (name,) in rows), "")

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from pglast import parse_sql
@@ -30,7 +30,10 @@ from pglast.parser import ParseError
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from pglab.lab.core.sql import LOCKED_RELATIONS_SQL, statement_kind
+from pglab.lab.core.sql import INDEX_COLUMNS, LOCKED_RELATIONS_SQL, statement_kind
+
+if TYPE_CHECKING:
+    from pglab.lab.runtime.activity import ActivitySamples
 
 MARKER = "/* pglab diagnose */"
 STATEMENT_COUNTERS = ("calls", "total_exec_time", "rows", "shared_blks_hit", "shared_blks_read")
@@ -39,7 +42,7 @@ TABLE_COUNTERS = ("seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch", "n_tu
 DATABASE_COUNTERS = ("xact_commit", "xact_rollback", "deadlocks", "tup_deleted", "tup_updated", "tup_inserted")
 SETTINGS = ("max_connections", "superuser_reserved_connections", "reserved_connections", "statement_timeout",
             "idle_in_transaction_session_timeout", "lock_timeout", "transaction_timeout",
-            "default_transaction_isolation", "shared_preload_libraries")
+            "default_transaction_isolation", "shared_preload_libraries", "log_line_prefix")
 _RENAMED = {"total_time": "total_exec_time", "mean_time": "mean_exec_time"}
 
 _TABLES = f"""SELECT {MARKER}
@@ -52,9 +55,7 @@ _INDEXES = f"""SELECT {MARKER}
        s.relname AS table_name, s.indexrelname AS name, s.idx_scan, i.indisunique AS is_unique,
        i.indisprimary AS is_primary, i.indpred IS NOT NULL AS is_partial,
        EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) AS backs_constraint,
-       array(SELECT a.attname FROM unnest(string_to_array(i.indkey::text, ' ')::int2[]) WITH ORDINALITY AS k(num, ord)
-             LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num ORDER BY k.ord) AS columns,
-       pg_get_indexdef(i.indexrelid) AS definition, pg_relation_size(i.indexrelid) AS bytes
+       {INDEX_COLUMNS} AS columns, pg_get_indexdef(i.indexrelid) AS definition, pg_relation_size(i.indexrelid) AS bytes
 FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
 WHERE NOT (i.indrelid = ANY(%(locked)s::oid[]) OR i.indexrelid = ANY(%(locked)s::oid[]))"""
 _ACTIVITY = f"""SELECT {MARKER}
@@ -267,11 +268,13 @@ class Window:
     """The interval between two snapshots; with no `before`, since the counters began.
 
     `serialization_failures` is filled in by whoever can read the server log (see `autoexplain.read_log`);
-    None means nobody could count them."""
+    None means nobody could count them. `activity` is pg_stat_activity sampled through the window
+    (`pglab.lab.runtime.activity`), when the caller sampled it."""
 
     before: Snapshot | None
     after: Snapshot
     serialization_failures: int | None = None
+    activity: ActivitySamples | None = None
 
     @property
     def seconds(self) -> float | None:

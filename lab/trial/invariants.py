@@ -21,6 +21,7 @@ import psycopg
 
 from pglab.lab.runtime.stats import MARKER
 from pglab.lab.trial.loadrun import Summary
+from pglab.lab.trial.server import safe_dsn
 
 # The lab's own statements carry MARKER so the detectors never judge them; it goes after the first
 # keyword because pg_stat_statements drops a statement's leading comments.
@@ -122,7 +123,7 @@ class WalMeter:
         if self.unavailable:
             return
         try:
-            with psycopg.connect(self.dsn, autocommit=True, application_name="pglab-sampler") as conn:
+            with psycopg.connect(safe_dsn(self.dsn), autocommit=True, application_name="pglab-sampler") as conn:
                 for toplevel in (" AND toplevel", ""):  # `toplevel` is PostgreSQL 14+
                     try:
                         row = conn.execute(_STATEMENT_WAL.format(toplevel=toplevel), {"marker": MARKER}).fetchone()
@@ -210,7 +211,7 @@ class ActivitySampler:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        with psycopg.connect(self.dsn, autocommit=True, application_name="pglab-sampler") as conn:
+        with psycopg.connect(safe_dsn(self.dsn), autocommit=True, application_name="pglab-sampler") as conn:
             while not self._stop.is_set():
                 row = conn.execute(
                     f"SELECT {MARKER} coalesce(max(extract(epoch FROM now() - state_change))"

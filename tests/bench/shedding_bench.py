@@ -18,7 +18,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-LOCK = "/tmp/work/lab.lock"  # the shared lock: one load test at a time on the machine
+# One load run at a time on the machine: other benches and people's runs may take the same lock.
+LOCK = str(Path(tempfile.gettempdir()) / "pglab-load.lock")
 FIXED_LIMIT = '''
 from pglab.lab.trial.service.db import Unavailable
 from pglab.lab.trial.service.paths import no_load_shedding as reference

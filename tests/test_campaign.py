@@ -10,14 +10,18 @@ the same plan keeps breaking.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from cli import assert_one_line_error, run_pglab
 from conftest import embedded_only
+from pglab.lab.campaign.attempt import Sighting
+from pglab.lab.campaign.operator import rank
 from pglab.lab.campaign.plan import load_plan
 from pglab.lab.core.catalogue import find_entry
+from pglab.lab.trial.service import paths
 
 SHORT_PLAN = """
 duration: 8
@@ -103,3 +107,20 @@ def test_the_manual_operator_ships_the_workspace_a_student_changed(tmp_path: Pat
     assert shipment.ddl == ["CREATE INDEX ON messages (user_id)"]
     assert shipment.code == (tmp_path / "class" / "b" / "solution.py").resolve()
     assert watch.wait_for_change(timeout=0.5) is None  # seen once, shipped once
+
+
+def test_a_symptom_many_entries_predict_ranks_behind_the_detectors_findings() -> None:
+    """A broken invariant that several entries predict (slow answers) says little about which one
+    is the cause, so a detector's own finding, even a warning seen later, ranks before it; one that a
+    single entry predicts (lost updates) is as telling as an error finding."""
+    predicted_by = Counter(name for entry_id in paths.available() for name in paths.predicted(entry_id))
+    shared = max(predicted_by, key=lambda name: predicted_by[name])
+    single = next((name for name, count in predicted_by.items() if count == 1), None)
+    if single is None:
+        pytest.skip("no invariant is predicted by one entry alone")
+    sightings = {
+        "generic": Sighting("generic", f"the {shared} invariant broke", "error", 1.0, symptom=shared),
+        "found": Sighting("found", "a plan the detector read", "warning", 9.0),
+        "specific": Sighting("specific", f"the {single} invariant broke", "error", 5.0, symptom=single),
+    }
+    assert rank(sightings, standing=set()) == ["specific", "found", "generic"]

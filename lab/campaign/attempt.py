@@ -32,6 +32,7 @@ class Sighting:
     severity: str
     first_s: float  # seconds since the trial began
     count: int = 1
+    symptom: str = ""  # the lab invariant it was inferred from, when no detector saw it directly
 
 
 @dataclass
@@ -84,7 +85,7 @@ def run_attempt(url: str, dsn: str, load: str, duration: float, sample: dict[str
                          profile_limits(load), None)
     for entry_id, name in invariant_detections(checks).items():
         sightings.setdefault(entry_id, Sighting(entry_id, f"the {name} invariant broke", "error",
-                                                time.time() - trial_began))
+                                                time.time() - trial_began, symptom=name))
     p99 = background[0].hold().p(0.99) if background else 0.0
     return Attempt(checks, sightings, result, began, p99, notes)
 

@@ -14,6 +14,7 @@ classroom workspaces changes, then ships that workspace's migration and code and
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +31,15 @@ WORKSPACE_POLL = 1.0  # seconds between two looks at the student's workspaces
 
 
 def rank(sightings: dict[str, Sighting], standing: set[str]) -> list[str]:
-    """Suspect ids, most likely first."""
-    def key(seen: Sighting) -> tuple[int, int, float, int]:
-        return (seen.severity != "error", seen.id in standing, seen.first_s, -seen.count)
+    """Suspect ids, most likely first. A suspect inferred only from a broken invariant that several
+    entries predict (slow answers, lost goodput) stands behind the detectors' own findings: any slow
+    cause breaks such an invariant. One only a single entry predicts (lost updates) is as telling as
+    a finding."""
+    predicted_by = Counter(name for entry_id in paths.available() for name in paths.predicted(entry_id))
+
+    def key(seen: Sighting) -> tuple[bool, bool, bool, float, int]:
+        symptom_only = bool(seen.symptom) and predicted_by[seen.symptom] > 1
+        return (symptom_only, seen.severity != "error", seen.id in standing, seen.first_s, -seen.count)
 
     return [seen.id for seen in sorted(sightings.values(), key=key)]
 

@@ -37,11 +37,18 @@ def conn(pg_conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
     ([f"CREATE FUNCTION {SCHEMA}.step(total int, n int) RETURNS int LANGUAGE sql AS 'SELECT total + n'",
       f"CREATE AGGREGATE {SCHEMA}.total(int) (sfunc = {SCHEMA}.step, stype = int, initcond = '0')"],
      "SELECT total(n) FROM generate_series(1, 3) n", "runs pglab_judged.step(), which is VOLATILE"),
-    # The PL/pgSQL parser does not know the domain and drops the initial value: a scan of the body finds it
+    # The PL/pgSQL parser does not know the domain and drops the initial value: a variable of a type it
+    # does not know is itself a reason (its CHECK is unknown too), found before the body's scan
     ([f"CREATE DOMAIN {SCHEMA}.flag AS boolean",
       f"CREATE FUNCTION {SCHEMA}.quiet(target int) RETURNS boolean LANGUAGE plpgsql STABLE AS "
       "$$ DECLARE done flag := kill(target); BEGIN RETURN done; END $$"],
-     "SELECT quiet(1)", "calls pglab_judged.kill(), which is VOLATILE"),
+     "SELECT quiet(1)", "declares done of type flag, which pglab cannot check"),
+    # A variable of a domain whose CHECK reaches kill(): every assignment runs the check
+    ([f"CREATE FUNCTION {SCHEMA}.harmless(n int) RETURNS boolean LANGUAGE sql AS 'SELECT kill(n)'",
+      f"CREATE DOMAIN {SCHEMA}.checked AS int CHECK ({SCHEMA}.harmless(VALUE))",
+      f"CREATE FUNCTION {SCHEMA}.assigns(n int) RETURNS int LANGUAGE plpgsql STABLE AS "
+      "$$ DECLARE v checked; BEGIN v := n; RETURN v; END $$"],
+     "SELECT assigns(1)", "declares v of type checked, which pglab cannot check"),
     # pg_cancel_backend itself, under another name, declared STABLE
     ([f"CREATE FUNCTION {SCHEMA}.alias(int) RETURNS boolean LANGUAGE internal STABLE AS 'pg_cancel_backend'"],
      "SELECT alias(1)", "written in internal"),
@@ -54,7 +61,8 @@ def conn(pg_conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
       f"CREATE FUNCTION {SCHEMA}.countdown(n int) RETURNS int LANGUAGE plpgsql STABLE AS $$ DECLARE left_ int; "
       "BEGIN IF n <= 0 THEN RETURN 0; END IF; left_ := countdown(n - 1); RETURN left_ + abs(n); END $$"],
      "SELECT total(countdown(n)) FROM generate_series(1, 3) n", None),
-], ids=["operator", "aggregate", "hidden-initial-value", "internal-alias", "too-deep", "harmless-recursion"])
+], ids=["operator", "aggregate", "hidden-initial-value", "domain-check", "internal-alias", "too-deep",
+        "harmless-recursion"])
 def test_what_a_function_reaches_is_judged(conn: psycopg.Connection[Any], definitions: list[str], statement: str,
                                            why: str | None) -> None:
     for definition in definitions:

@@ -14,6 +14,7 @@ for the caller to judge whichever of them are functions.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,9 +56,29 @@ def read_body(language: str, source: str, definition: str, defaults: str | None)
             if isinstance(expression, dict):
                 texts.extend(_statements(str(expression.get("query", "")), int(expression.get("parseMode", 0))))
         names = _called_names(source)
+        unchecked = _unchecked_variable(parsed, source)
+        if unchecked:
+            return Body(problem=unchecked)
     except ParseError as error:
         return Body(problem=f"has a body pglab could not parse ({error})")
     return Body(texts=texts + extra, names=names)
+
+
+def _unchecked_variable(parsed: Any, source: str) -> str:
+    """A declared variable of a type the PL/pgSQL parser did not know (it reads a domain, an enum or a
+    row type as a record): assigning to a domain runs its CHECK, which may call any function, and
+    the body does not say which. Only `record` itself is known to check nothing."""
+    for item in _dicts(parsed):
+        variable = item.get("PLpgSQL_rec")
+        if not isinstance(variable, dict) or "lineno" not in variable:
+            continue  # a record the function did not declare (a loop's, a trigger's NEW and OLD)
+        name = str(variable.get("refname", ""))
+        declared = re.search(rf"\b{re.escape(name)}\s+([A-Za-z_][\w.\"%]*)", source, re.IGNORECASE)
+        type_name = declared.group(1) if declared else "?"
+        if type_name.lower() != "record":
+            return (f"declares {name} of type {type_name}, which pglab cannot check (a domain's CHECK"
+                    " runs on every assignment and may call any function)")
+    return ""
 
 
 def _dicts(tree: Any) -> Iterator[dict[str, Any]]:

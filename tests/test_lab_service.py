@@ -23,7 +23,7 @@ import pytest
 from pglab.lab.trial import invariants
 from pglab.lab.trial.seed import Scale, lab_dsn, seed
 from pglab.lab.trial.service import paths
-from pglab.lab.trial.service.process import running_service, service_stats
+from pglab.lab.trial.service.process import running_service, service_stats, ship_fix
 
 TAG = "pglab-service-test"
 TINY = Scale("tiny", users=40, conversations=30, hot_conversations=2, messages=3_000, notifications=200)
@@ -151,3 +151,30 @@ def test_no_two_code_paths_claim_the_same_route() -> None:
     claimed = [(method, route.path) for route in app.routes if isinstance(route, APIRoute)
                for method in route.methods or ()]
     assert sorted(claimed) == sorted(set(claimed)), sorted({c for c in claimed if claimed.count(c) > 1})
+
+
+def _service_backends(dsn: str) -> set[int]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (TAG,)).fetchall()
+    return {pid for (pid,) in rows}
+
+
+def test_a_shipped_fix_needs_the_token_and_the_session_fix_renews_the_connections(data_dsn: str) -> None:
+    """A campaign ships fixes into the running service. Most paths switch at their next request;
+    the `session` path's settings are the connections' own (timeouts set when they connect), so
+    its fix takes effect only on new connections: the pool is replaced. Without the token, nothing."""
+    session = paths.by_role()["session"]
+    roles = set(paths.by_role().values())
+    other = next(entry_id for entry_id in paths.available() if entry_id not in roles)  # a route's own path
+    with running_service(data_dsn, frozenset({session, other}), application_name=TAG, control_token="t0k") as url:
+        assert call(f"{url}/users/4/conversations")[0] == 200
+        before = _service_backends(data_dsn)
+        assert before
+        with pytest.raises(urllib.error.HTTPError):
+            ship_fix(url, "wrong", other)
+        ship_fix(url, "t0k", other)
+        assert call(f"{url}/users/4/conversations")[0] == 200
+        assert _service_backends(data_dsn) == before  # the same connections serve the other fix
+        ship_fix(url, "t0k", session)
+        assert call(f"{url}/users/4/conversations")[0] == 200
+        assert not _service_backends(data_dsn) & before  # new connections, with the fixed settings

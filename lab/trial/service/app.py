@@ -42,12 +42,15 @@ class Service:
         naive = self.config.is_naive(entry_id) and entry_id not in self.shipped
         return source.naive if naive else source.fixed
 
-    def ship_fix(self, entry_id: str, file: str | None) -> None:
-        """A campaign's operator ships a fix to the running service (no restart: the data, pool and
-        counters stay): the path runs fixed from now on, with `file`'s code when one is given."""
+    async def ship_fix(self, entry_id: str, file: str | None) -> None:
+        """A campaign's operator ships a fix to the running service (no restart: the data and
+        counters stay): the path runs fixed from now on, with `file`'s code when one is given. The
+        `session` path's settings are the connections' own, so they take effect on new ones."""
         if file:
             self._overrides[entry_id] = paths.load_file(entry_id, file)
         self.shipped.add(entry_id)
+        if self._roles.get("session") == entry_id:
+            await self.db.renew(self.role("session")(self.config))
 
     @staticmethod
     def respond(body: Any, status: int = 200) -> Response:
@@ -97,7 +100,7 @@ def shared_routes(router: APIRouter, service: Service) -> None:
         if entry_id not in paths.available():
             return service.respond({"error": f"no code path {entry_id}"}, status=404)
         body = orjson.loads(await request.body() or b"{}")
-        service.ship_fix(entry_id, body.get("file"))
+        await service.ship_fix(entry_id, body.get("file"))
         return service.respond({"shipped": sorted(service.shipped)})
 
     @router.get("/_lab/stats")

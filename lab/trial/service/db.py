@@ -42,6 +42,14 @@ class Database:
         if self.pool is not None:
             await self.pool.close()
 
+    async def renew(self, settings: SessionSettings) -> None:
+        """Other session settings from now on: the pool is replaced, since its connections carry
+        the old ones, and the old pool closes each of its connections as its request gives it back."""
+        async with self._opening:
+            old, self.pool, self.settings = self.pool, None, settings
+        if old is not None:
+            await old.close()
+
     def _connect_options(self) -> dict[str, Any]:
         """Tagged for pg_stat_activity with this run's name (so the lab ends only its own sessions),
         with the session settings added to the DSN's own options (the lab's search_path is there)."""

@@ -20,6 +20,10 @@ from pglab.lab.trial.service.paths import statements
 
 PREDICTED = ("p99_under_slo",)
 ENDPOINTS = ("POST /users/[id]/notifications/read",)
+# A measured finding, not a goal to tune towards (`python tests/bench/lab_bench.py --scale small --duration 8`,
+# 3 repeats, quiet 2-core machine): naive p99 1,500, 240 and 1,200 ms against 18-28 ms fixed: the
+# harm shows in two repeats of three, and the third stayed just under the 250 ms SLO.
+KNOWN_FINDING = "does not reproduce in every run on a quiet machine: the naive side breaks the SLO in 2 of 3 repeats"
 PROBES = (("POST", "/users/2/notifications/read", None), ("POST", "/users/40/notifications/read", None),
           ("POST", "/users/999/notifications/read", None))
 

@@ -21,6 +21,11 @@ from pglab.lab.trial.service.paths import statements
 
 PREDICTED = ("p99_under_slo",)
 ENDPOINTS = ("GET /messages/recent",)
+# A measured finding, not a goal to tune towards (`python tests/bench/lab_bench.py --scale small --duration 8`,
+# 3 repeats, quiet 2-core machine): at 70 requests a second the naive SELECT * had a p99 of 230-330 ms
+# (230 at medium scale) against 63-91 ms named columns: 5x, over the 250 ms SLO in two repeats of
+# three. The harm is real but near the SLO at this scale.
+KNOWN_FINDING = "does not reproduce reliably on a quiet machine: the naive payload breaks the SLO in 2 of 3 repeats"
 PROBES = (("GET", "/messages/recent", None),)
 SHOWN = ("id", "conversation_id", "user_id", "body", "created_at")  # what the feed renders
 

@@ -23,6 +23,11 @@ from pglab.lab.trial.service.paths import statements
 INTEGRATIONS = range(1, 6)  # the integration accounts the setup block of fixes/sort_without_index.sql creates
 PREDICTED = ("p99_under_slo",)
 ENDPOINTS = ("GET /users/[id]/inbox",)
+# A measured finding, not a goal to tune towards (`python tests/bench/lab_bench.py --scale small --duration 8`,
+# 3 repeats, quiet 2-core machine): at 100 inbox pages a second the naive sort's p99 was 160-300 ms
+# (190 at medium scale) against the fixed side's 23-46 ms: 8x, and over the 250 ms SLO in one
+# repeat of three. Earlier passes came from the load's first, partial second and a busier machine.
+KNOWN_FINDING = "does not reproduce reliably on a quiet machine: the naive inbox breaks the SLO in 1 of 3 repeats"
 PROBES = tuple(("GET", f"/users/{user}/inbox", None) for user in (*INTEGRATIONS[:2], 500, 999))
 
 

@@ -24,6 +24,12 @@ from pglab.lab.trial.service.paths import statements
 PAGE = 50
 PREDICTED = ("p99_under_slo",)
 ENDPOINTS = ("GET /conversations/[id]/history",)
+# A measured finding, not a goal to tune towards (`python tests/bench/lab_bench.py --scale small --duration 8`,
+# 3 repeats, quiet 2-core machine): at 60 conversations opened a second the naive handler's p99 was
+# 190-230 ms (230 at medium scale), 5-7x the fixed side's 27-46 ms but inside the 250 ms SLO: a
+# 12,000-message conversation read whole is slow, not yet slow enough to queue. Earlier passes
+# came from the load's first, partial second and a busier machine.
+KNOWN_FINDING = "does not reproduce on a quiet machine: the naive pages stay inside the 250 ms SLO"
 # Seeded ids (the same on every seed): 150013 is a message of hot conversation 4 halfway through its
 # history, 570 the 31st oldest of conversation 1 (a last, short page), 50286 one of cold conversation
 # 1500's oldest, and 3 belongs to conversation 4, not 1 (no page).

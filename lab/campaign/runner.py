@@ -126,13 +126,16 @@ class Campaign:
         """What the operator ships, one at a time, until a verification holds. The auto operator
         ranks again after each attempt: a fix can uncover the next cause (a server out of
         connections hides a seq scan from the detectors); new suspects join the diagnosis after
-        the ones already there, so the rank of the true cause counts the detours."""
+        the ones already there, so the rank of the true cause counts the detours. When the latest
+        attempt names no suspect left to fix (its symptom has no detector of its own, say), the
+        next one of the diagnosis so far is tried."""
         if self.operator_name == "auto":
             for _ in range(operator.MAX_SUSPECTS):
                 ranked = operator.rank(attempts[-1].sightings, standing)
                 record["diagnosis"] += [entry_id for entry_id in ranked if entry_id not in record["diagnosis"]]
                 record["true_cause_rank"] = _rank_of(tuple(record["ids"]), record["diagnosis"])
-                suspects = [i for i in ranked if i not in self.shipped and operator.fixable(i)]
+                suspects = [i for i in dict.fromkeys([*ranked, *record["diagnosis"]])
+                            if i not in self.shipped and operator.fixable(i)]
                 if not suspects:
                     return
                 yield operator.reference_fix(suspects[0])

@@ -119,6 +119,28 @@ def test_stats_count_requests(data_dsn: str) -> None:
     assert stats["requests"] >= 2 and stats["refused_connections"] == 0 and stats["errors"] == 0
 
 
+def test_probes_settle_until_a_shares_background_post_is_written(data_dsn: str) -> None:
+    """A 202 answer's background work is still in flight; the rows the probes read must wait for it."""
+    from pglab.lab.trial.probes import settle
+    from pglab.lab.trial.service.paths import missing_timeouts
+
+    def messages() -> int:
+        with psycopg.connect(data_dsn) as conn:
+            return int(conn.execute("SELECT count(*) FROM messages WHERE conversation_id = 7").fetchone()[0])
+
+    before = messages()
+    with running_service(data_dsn, frozenset()) as url:
+        call(f"{url}/conversations/7/links", "POST", {"user_id": 7, "url": missing_timeouts.HANGING_HOST + "x"})
+        assert service_stats(url)["in_flight"] == 2  # the share, and this question
+        started = time.monotonic()
+        settle(url)
+        assert time.monotonic() - started >= missing_timeouts.PREVIEW_TIMEOUT_S - 1.0
+        assert service_stats(url)["in_flight"] == 1
+        call(f"{url}/conversations/7/links", "POST", {"user_id": 7, "url": "http://fast.example/x"})
+        settle(url)
+        assert messages() == before + 1
+
+
 def _command_lines() -> list[str]:
     lines = []
     for entry in Path("/proc").iterdir():

@@ -14,6 +14,7 @@ with the oracle, so the verdict can tell a wrong naive answer from a fix that ch
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -28,6 +29,7 @@ from pglab.lab.trial.server import lab_connect
 from pglab.lab.trial.service import paths
 
 PROBE_TIMEOUT = 60.0
+SETTLE_POLL_S = 0.02
 
 
 def ask(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
@@ -50,10 +52,25 @@ def answers(url: str, dsn: str, entry_id: str) -> list[dict[str, Any]]:
     """The probes' answers, asked again after new data arrived (a fix that caches its first answer
     gives a stale second one), then the rows digest of every lab table."""
     found = _ask_all(url, dsn, entry_id, "")
+    settle(url)
     add_new_data(dsn, paths.probes(entry_id))
     found += _ask_all(url, dsn, entry_id, " (after new data)")
+    settle(url)
     found += [{"probe": f"rows of {table}", "rows": rows} for table, rows in rows_digest(dsn).items()]
     return found
+
+
+def settle(url: str) -> None:
+    """Wait until the service has no request in flight but this one, background work included: a
+    202 answer's write (a shared link's post) may still be under way, and the rows read before it
+    commits would differ between the sides by timing alone. A service that never settles is left to
+    the rows digest to show."""
+    deadline = time.monotonic() + PROBE_TIMEOUT
+    while time.monotonic() < deadline:
+        status, stats = ask(url, "GET", "/_lab/stats")
+        if status != 200 or not isinstance(stats, dict) or stats.get("in_flight", 1) <= 1:
+            return
+        time.sleep(SETTLE_POLL_S)
 
 
 def _ask_all(url: str, dsn: str, entry_id: str, when: str) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ class Service:
         self.db = Database(config)
         self.requests = 0
         self.errors = 0
+        self.in_flight = 0  # requests not yet done, their background work included
         self._overrides = {entry_id: paths.load_file(entry_id, path) for entry_id, path in config.overrides}
         self._roles = paths.by_role()
         self.shipped: set[str] = set()  # ids whose fix an operator shipped while the service ran
@@ -105,7 +106,8 @@ def shared_routes(router: APIRouter, service: Service) -> None:
 
     @router.get("/_lab/stats")
     async def lab_stats() -> Response:
-        return service.respond({"requests": service.requests, "errors": service.errors, **service.db.stats()})
+        return service.respond({"requests": service.requests, "errors": service.errors,
+                                "in_flight": service.in_flight, **service.db.stats()})
 
     @router.get("/users/{user_id}/conversations")
     async def list_conversations(user_id: int) -> Response:
@@ -148,8 +150,10 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
 
 class Counting:
-    """Counts requests and 5xx answers for `/_lab/stats`; plain ASGI, since Starlette's
-    `@app.middleware("http")` costs a task and a stream copy per request."""
+    """Counts requests, 5xx answers and requests in flight for `/_lab/stats`; plain ASGI, since
+    Starlette's `@app.middleware("http")` costs a task and a stream copy per request. A response's
+    background tasks run inside the app call, so a request counts as in flight until its background
+    work is done too: the probes wait for that before they read the rows."""
 
     def __init__(self, app: Any, service: Service) -> None:
         self.app = app
@@ -166,7 +170,11 @@ class Counting:
                 self.service.errors += 1
             await send(message)
 
-        await self.app(scope, receive, counted)
+        self.service.in_flight += 1
+        try:
+            await self.app(scope, receive, counted)
+        finally:
+            self.service.in_flight -= 1
 
 
 def _handle_errors(app: FastAPI, service: Service) -> None:

@@ -113,8 +113,10 @@ def _rows_used_whole(call) -> bool:
 
 
 def check_query(query, ctx) -> None:
+    if query.kind != "SelectStmt" or not query.has("A_Star"):
+        return
     body = query.body
-    if query.kind != "SelectStmt" or not query.has("A_Star") or not body.get("fromClause") or limited_to_one(body):
+    if not body.get("fromClause") or limited_to_one(body):
         return
     if unique_lookup(body, ctx.schema) or reads_only_system_catalogs(body):
         return

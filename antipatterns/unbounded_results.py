@@ -95,8 +95,10 @@ OFF_IN_TEST_CODE = "a test reads back the handful of fixture rows it seeded"
 # -- static rule ------------------------------------------------------------
 
 def check_query(query, ctx) -> None:
+    if query.kind != "SelectStmt":
+        return
     body = query.body
-    if query.kind != "SelectStmt" or body.get("op", "SETOP_NONE") != "SETOP_NONE":
+    if body.get("op", "SETOP_NONE") != "SETOP_NONE":
         return
     if body.get("limitCount") or body.get("intoClause") or query.unseen:  # unseen: its WHERE may be a variable
         return

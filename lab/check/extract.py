@@ -29,6 +29,7 @@ from pglab.lab.check.sqltext import (
     normalise,
     parse_document,
     split_statements,
+    statement_trees,
 )
 from pglab.lab.core.report import Diagnostic
 
@@ -54,17 +55,26 @@ class Query:
 
     path: str
     kind: str  # statement node type, e.g. "SelectStmt"
-    body: dict[str, Any]
+    json: str  # the parse tree as libpg_query printed it (shared by statements parsed together)
+    index: int  # which statement of `json` this is
     sql: str  # the statement text pglast parsed (placeholders as $n)
     locator: Locator  # offsets in `sql` -> file position
     params: dict[int, Any] = field(default_factory=dict)  # $n -> where Python takes it from
     call: DbCall | None = None
     to_char: Callable[[int], int] = field(default=lambda offset: offset)
-    json: str = ""  # the parse tree as libpg_query printed it (shared by statements parsed together)
     # part of the text is a Python value pglab could not see, read as nothing (`"... FROM t " +
     # suffix`) or standing for a whole WHERE term (`"WHERE " + " AND ".join(filters)`): a filter
     # or a LIMIT may be there at run time
     unseen: bool = False
+    tree: dict[str, Any] | None = field(default=None, repr=False)  # `body`, once decoded
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The statement's tree (the body of its `kind` node), decoded from `json` when first read:
+        a statement no rule reads is never decoded, and a file's trees go with the file."""
+        if self.tree is None:
+            self.tree = statement_trees(self.json)[self.index][self.kind]
+        return self.tree
 
     def has(self, node_type: str) -> bool:
         """Whether a node of this type may occur in the statement: a cheap test before a walk."""
@@ -273,7 +283,7 @@ def _parse_into(result: FileResult, text: str, locator: Locator, params: dict[in
         piece_locator: Locator = ShiftedLocator(locator, [(0, piece.start, True)])
         piece_params = params
         try:
-            statements, document = parse_document(piece.text)
+            kinds, document = parse_document(piece.text)
         except SqlSyntaxError as error:
             retried = _with_placeholders(piece.text, piece_locator) if call is None else None
             retried = retried or _reparsed(tuple_adapted(piece.text, piece_locator), piece_params)
@@ -281,15 +291,19 @@ def _parse_into(result: FileResult, text: str, locator: Locator, params: dict[in
                 line, column = piece_locator.position(min(error.offset, len(piece.text)))
                 problems.append(Diagnostic("unparsable", f"SQL: {error}", result.path, line, column))
                 continue
-            piece, piece_locator, piece_params, statements, document = retried
+            piece, piece_locator, piece_params, kinds, document = retried
         except (RecursionError, MemoryError, ValueError) as error:
             line, column = piece_locator.position(0)
             problems.append(Diagnostic("unparsable", f"SQL: {type(error).__name__}", result.path, line, column))
             continue
-        for statement in statements:
-            kind, body = sqlnodes.unwrap(statement)
-            queries.append(Query(result.path, kind, body, piece.text, piece_locator, piece_params, call,
-                                 byte_to_char(piece.text), document))
+        to_char = byte_to_char(piece.text)
+        # several statements in one piece (rare): decoded together now, not each on its own later
+        trees: list[dict[str, Any] | None] = [None] * len(kinds)
+        if len(kinds) > 1:
+            trees = [sqlnodes.unwrap(statement)[1] for statement in statement_trees(document)]
+        for index, (kind, tree) in enumerate(zip(kinds, trees, strict=True)):
+            queries.append(Query(result.path, kind, document, index, piece.text, piece_locator, piece_params, call,
+                                 to_char, tree=tree))
     if complain:
         result.queries += queries
         result.diagnostics += problems
@@ -312,10 +326,10 @@ def _with_placeholders(text: str, locator: Locator) -> tuple[Any, ...] | None:
     if normalised.text == text:
         return None
     try:
-        statements, document = parse_document(normalised.text)
+        kinds, document = parse_document(normalised.text)
     except SqlSyntaxError:
         return _reparsed(tuple_adapted(normalised.text, normalised.locator), normalised.params)
-    return Piece(normalised.text, 0), normalised.locator, normalised.params, statements, document
+    return Piece(normalised.text, 0), normalised.locator, normalised.params, kinds, document
 
 
 def _reparsed(adapted: tuple[str, Locator] | None, params: dict[int, Any]) -> tuple[Any, ...] | None:
@@ -323,10 +337,10 @@ def _reparsed(adapted: tuple[str, Locator] | None, params: dict[int, Any]) -> tu
         return None
     text, locator = adapted
     try:
-        statements, document = parse_document(text)
+        kinds, document = parse_document(text)
     except SqlSyntaxError:
         return None
-    return Piece(text, 0), locator, params, statements, document
+    return Piece(text, 0), locator, params, kinds, document
 
 
 def extract_python(path: str, text: str) -> FileResult:

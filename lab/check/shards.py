@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 from typing import TYPE_CHECKING, Any
 
 from pglab.lab.check.filecheck import Worker
@@ -103,6 +102,8 @@ def _receive(connection: Connection) -> dict[str, Any]:
 def _serve(worker: Worker, connection: Connection) -> None:
     """A worker process: answer the engine's requests until told to stop. Ctrl-C is the parent's
     to handle (it stops the workers); a worker that raised reports it in one line."""
+    import signal  # here, not at the top: a run too small to share out does not pay for its import
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:

@@ -17,6 +17,7 @@ from pglab.lab.check.sqltext import Locator, ShiftedLocator
 _PSQL_META = re.compile(r"^[ \t]*\\[^\n]*", re.M)  # `\c db`, `\set x 1`, `\i file`: psql, not SQL
 _COPY_FROM_STDIN = re.compile(r"\bCOPY\b[^;]*?\bFROM\s+STDIN\b[^;]*;[^\n]*\n?", re.I | re.S)
 _COPY_END = re.compile(r"^\\\.[ \t]*$", re.M)
+_NOT_NEWLINE = re.compile(r"[^\n]")
 
 
 def psql_blanked(text: str) -> str:
@@ -24,20 +25,27 @@ def psql_blanked(text: str) -> str:
     (newlines kept, so every offset and line number still points into the file as written)."""
     if "\\" not in text:
         return text
-    chars = list(text)
+    if not text.isascii() or "stdin" in text.lower():  # cheap test first: most scripts copy no data in
+        blocks = []
+        for copy in _COPY_FROM_STDIN.finditer(text):
+            end = _COPY_END.search(text, copy.end())
+            blocks.append((copy.end(), end.end() if end else len(text)))
+        text = _blank(text, blocks)
+    return _blank(text, [meta.span() for meta in _PSQL_META.finditer(text)])
 
-    def blank(start: int, end: int) -> None:
-        for index in range(start, end):
-            if chars[index] != "\n":
-                chars[index] = " "
 
-    for copy in _COPY_FROM_STDIN.finditer(text):
-        end = _COPY_END.search(text, copy.end())
-        blank(copy.end(), end.end() if end else len(text))
-    blanked = "".join(chars)
-    for meta in _PSQL_META.finditer(blanked):
-        blank(meta.start(), meta.end())
-    return "".join(chars)
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with every character but newlines in `spans` (which may overlap) made a space."""
+    if not spans:
+        return text
+    pieces, cursor = [], 0
+    for start, end in sorted(spans):
+        start = max(start, cursor)
+        if start < end:
+            pieces += [text[cursor:start], _NOT_NEWLINE.sub(" ", text[start:end])]
+            cursor = end
+    pieces.append(text[cursor:])
+    return "".join(pieces)
 
 
 _TUPLE_PARAM = re.compile(r"\bIN\s+(\$\d+)", re.I)

@@ -317,22 +317,41 @@ class SqlSyntaxError(Exception):
 
 def parse_statement(sql: str) -> list[dict[str, Any]]:
     """The raw statements of `sql` as libpg_query JSON trees (`{"SelectStmt": {...}}`)."""
-    return parse_document(sql)[0]
+    return statement_trees(parse_document(sql)[1])
 
 
-def parse_document(sql: str) -> tuple[list[dict[str, Any]], str]:
-    """The statements of `sql` as libpg_query JSON trees, and the JSON text itself.
+# Only a RawStmt has a `stmt` field, and a RawStmt is only ever an item of `stmts`: one match per
+# statement, in order. (A quote inside a JSON string is escaped, so no string value can match.)
+_STATEMENT_KIND = re.compile(r'\{"stmt":\{"(\w+)":')
+
+
+def parse_document(sql: str) -> tuple[list[str], str]:
+    """The node types of the statements of `sql` (`SelectStmt`...) and libpg_query's JSON text
+    of their trees, not yet decoded.
 
     The JSON route is used because building pglast's Python node objects costs several times the
     parse itself; plain dicts are what the rules walk. The text lets a rule ask "is there any
-    SubLink in here?" with one substring search before walking anything.
+    SubLink in here?" with one substring search before walking anything. Decoding it is left to
+    whoever needs a tree (`statement_trees`): a statement is decoded when a rule first reads it,
+    and its tree dropped with its file, instead of every tree of the run being held between the
+    two passes (the memory for those trees cost more than decoding them).
     """
     try:
         text = parser.parse_sql_json(sql)
     except parser.ParseError as error:
         message, offset = (error.args + (0,))[:2] if error.args else ("syntax error", 0)
         raise SqlSyntaxError(str(message), int(offset or 0)) from None
-    return [raw["stmt"] for raw in orjson.loads(text).get("stmts", ())], text
+    first = _STATEMENT_KIND.search(text)
+    if first is None:
+        return [], text
+    if text.find('{"stmt":', first.end()) < 0:  # one statement, the usual case: no regex scan of the rest
+        return [first.group(1)], text
+    return _STATEMENT_KIND.findall(text), text
+
+
+def statement_trees(document: str) -> list[dict[str, Any]]:
+    """The statements of a JSON text from `parse_document`, decoded (`{"SelectStmt": {...}}`)."""
+    return [raw["stmt"] for raw in orjson.loads(document).get("stmts", ())]
 
 
 def byte_to_char(text: str) -> Callable[[int], int]:

@@ -9,7 +9,6 @@ the completeness test and later tooling all read the same text.
 from __future__ import annotations
 
 import ast
-import difflib
 import importlib
 import pkgutil
 import re
@@ -169,6 +168,8 @@ def find_entry(key: str) -> Entry:
     for entry in load_catalogue():
         if wanted in (entry.id, entry.code.lower()):
             return entry
+    import difflib  # only for a mistyped id: `pglab check` does not pay for its import at start-up
+
     names = [entry.id for entry in load_catalogue()] + [entry.code for entry in load_catalogue()]
     close = difflib.get_close_matches(key.strip(), names, n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(close)}?" if close else "; `pglab catalog` lists them"

@@ -5,7 +5,7 @@
 -- created_at) they use is missing_index's fix, present in every lab baseline, not this one's.
 
 -- name: setup
--- nothing to add: the seeded hot conversations already hold about 12,000 messages each (small scale)
+-- nothing to add: the seeded hot conversations already hold about 24,000 messages each (small scale)
 
 -- name: naive
 SELECT id, user_id, body, created_at

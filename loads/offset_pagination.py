@@ -3,7 +3,7 @@
 Each reader opens a hot conversation (newest page), jumps to a date up to a month back ("jump to
 date", as chat apps offer it) and scrolls back from there, following the `Link: rel="next"`
 cursor the service gives: one page per task, the cursor kept between tasks. The seeded history is
-a month long, so jumps land at every depth of a 12,000-message conversation, and the scrolling
+a month long, so jumps land at every depth of a 24,000-message conversation, and the scrolling
 continues deeper from there.
 """
 

@@ -1,7 +1,7 @@
 """unbounded_results: readers open conversations' history, newest page first.
 
 Most conversations are short and any page of them is cheap; one open in five is of a hot
-conversation (`sample.conversation()`), whose naive page drags its whole history (about 12,000
+conversation (`sample.conversation()`), whose naive page drags its whole history (about 24,000
 messages at small scale) out of Postgres and through Python to show 50 of them.
 """
 

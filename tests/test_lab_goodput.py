@@ -125,10 +125,48 @@ def test_the_limit_grows_while_answers_are_fast_and_backs_off_when_slow() -> Non
 
 def test_slow_answers_never_push_the_limit_below_a_few_queries_per_core() -> None:
     limit = no_load_shedding.AdaptiveLimit()
-    for _ in range(50):  # a long slow spell
+    for _ in range(50):  # a long slow spell: one slow answer per latency target
         limit.in_flight += 1
+        limit._last_cut -= no_load_shedding.LATENCY_TARGET_S
         limit._done(no_load_shedding.LATENCY_TARGET_S * 2, True)
     assert limit.limit == no_load_shedding.MIN_LIMIT >= 4
+
+
+def test_a_burst_of_slow_answers_cuts_the_limit_once() -> None:
+    limit = no_load_shedding.AdaptiveLimit()
+    for _ in range(10):  # the slow answers of one spell, all started under the same limit
+        limit.in_flight += 1
+        limit._done(no_load_shedding.LATENCY_TARGET_S * 2, True)
+    assert limit.limit == pytest.approx(no_load_shedding.MAX_LIMIT * no_load_shedding.AdaptiveLimit.BACKOFF)
+
+
+def test_a_freed_place_goes_to_the_first_waiter_and_late_ones_are_shed() -> None:
+    async def scenario() -> list[str]:
+        limit = no_load_shedding.AdaptiveLimit(initial=1, floor=1, ceiling=1)
+        order: list[str] = []
+
+        async def request(name: str, hold: float) -> None:
+            try:
+                async with limit.admit():
+                    order.append(name)
+                    await asyncio.sleep(hold)
+            except no_load_shedding.Overloaded:
+                order.append(f"{name} shed")
+
+        first = asyncio.create_task(request("first", no_load_shedding.QUEUE_TIMEOUT_S / 2))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(request("second", 0))
+        await asyncio.sleep(0)
+        third = asyncio.create_task(request("third", 0))
+        await asyncio.gather(first, second, third)
+        late = asyncio.create_task(request("late", 0))
+        async with limit.admit():  # the place is taken for longer than a late request waits
+            await asyncio.sleep(no_load_shedding.QUEUE_TIMEOUT_S * 2)
+        await late
+        assert limit.in_flight == 0
+        return order
+
+    assert asyncio.run(scenario()) == ["first", "second", "third", "late shed"]
 
 
 def test_the_fixed_path_sheds_with_retry_after_and_answers_what_it_admits(data_dsn: str) -> None:  # noqa: F811

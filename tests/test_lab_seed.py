@@ -8,6 +8,7 @@ import pytest
 from pglab.lab.core.errors import UserError
 from pglab.lab.trial import invariants
 from pglab.lab.trial.seed import (
+    HOT_SHARE,
     LAB_SCHEMA,
     SCALES,
     SYSTEM_EVERY,
@@ -38,8 +39,8 @@ def test_seed_makes_the_rows_of_the_scale_with_hot_conversations(pg_dsn: str) ->
             " GROUP BY conversation_id) c", (TINY.hot_conversations,)).fetchone()[0]  # type: ignore[index]
         assert invariants.lost_updates(conn) == 0
     assert counts == {"users": 60, "conversations": 50, "messages": 6_000, "notifications": 300}
-    assert 0.25 < hot_share < 0.35  # 2 of 50 conversations hold about 30 % of the messages
-    assert cold_max * 5 < 6_000 * 0.3 / 2  # each hot one holds over 5x any cold one
+    assert abs(float(hot_share) - HOT_SHARE) < 0.05  # 2 of 50 conversations hold HOT_SHARE of the messages
+    assert cold_max * 5 < 6_000 * HOT_SHARE / 2  # each hot one holds over 5x any cold one
     assert steps[-1][1] == steps[-1][2]  # the progress reached its total
 
 

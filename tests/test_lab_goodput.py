@@ -8,6 +8,7 @@ The service's shed answers are checked on a real server: 503 with Retry-After.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -121,6 +122,24 @@ def test_the_limit_grows_while_answers_are_fast_and_backs_off_when_slow() -> Non
     grown, shrunk, shed = asyncio.run(scenario())
     assert grown > 2 and shrunk == pytest.approx(grown * no_load_shedding.AdaptiveLimit.BACKOFF)
     assert shed
+
+
+def test_a_waiter_cancelled_after_it_was_handed_a_place_gives_it_back() -> None:
+    async def scenario() -> int:
+        limit = no_load_shedding.AdaptiveLimit(initial=1, floor=1, ceiling=1)
+        async def request() -> None:
+            async with limit.admit():
+                await asyncio.sleep(0)
+
+        async with limit.admit():
+            waiter = asyncio.create_task(request())
+            await asyncio.sleep(0)  # the waiter queues
+        waiter.cancel()  # handed the place as the first request left, cancelled before it resumed
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+        return limit.in_flight
+
+    assert asyncio.run(scenario()) == 0
 
 
 def test_slow_answers_never_push_the_limit_below_a_few_queries_per_core() -> None:

@@ -106,6 +106,11 @@ class AdaptiveLimit:
             await asyncio.wait_for(place, QUEUE_TIMEOUT_S)
         except TimeoutError:
             raise Overloaded(f"{self.in_flight} requests in flight, the limit is {int(self.limit)}") from None
+        except asyncio.CancelledError:  # the client went away: a place handed over meanwhile is given back
+            if place.done() and not place.cancelled():
+                self.in_flight -= 1
+                self._hand_over()
+            raise
 
     def _done(self, seconds: float, ok: bool) -> None:
         busy = self.in_flight * 2 >= self.limit  # grow only a limit that is in use, not an idle one

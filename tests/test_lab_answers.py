@@ -49,6 +49,18 @@ def test_a_declared_wrong_naive_answer_refuted_by_the_oracle_is_cured() -> None:
     assert "same answers" not in reason
 
 
+def test_a_naive_side_that_gives_no_answer_is_corrected_only_by_an_answer_the_oracle_confirms() -> None:
+    """On big data the naive NOT IN runs into the statement timeout: HTTP 500, no answer at all."""
+    failed = {"probe": "GET /inbox", "status": 500, "body": "Internal Server Error", "oracle": {"right": False}}
+    outcome, reason = _judge([failed], [_answer(37, True)])
+    assert outcome == "cured", reason
+    assert "GET /inbox: HTTP 500 naive, 37 items fixed = oracle" in reason
+    assert _judge([failed], [_answer(12, False)])[0] == "not_equivalent"
+    assert _judge([failed], [_answer(37, True)], declared="")[0] == "not_equivalent"
+    client_error = {**failed, "status": 404}
+    assert _judge([client_error], [_answer(37, True)])[0] == "not_equivalent"
+
+
 def test_a_fixed_answer_the_oracle_refutes_is_never_equivalent() -> None:
     outcome, reason = _judge([_answer(0, False)], [_answer(12, False)])
     assert outcome == "not_equivalent" and "its oracle says 37 items" in reason
@@ -64,7 +76,7 @@ def test_a_path_that_does_not_declare_it_needs_equal_answers() -> None:
 
 @pytest.mark.parametrize(("naive", "fixed"), [
     ([_answer(0, None)], [_answer(37, None)]),  # no oracle for that probe: nothing says which is right
-    ([_answer(0, False, status=500)], [_answer(37, True)]),  # an error is not a wrong answer
+    ([_answer(0, False, status=404)], [_answer(37, True)]),  # a refused request is not a wrong answer
     ([_answer(37, True)], [_answer(36, True)]),  # the naive answer was right: the fix changed it
     ([_answer(0, False)], [_answer(37, True), _answer(1, None, probe="GET /other")]),  # one answer more
 ])

@@ -30,7 +30,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.fixture(scope="module")
 def report(pg_server: TestServer, pg_template: str) -> Iterator[dict[str, Any]]:
     with cloned_database(pg_server, pg_template) as dsn:
-        yield run_lab(ENTRY, "small", duration=8, dsn=dsn, allow_write=True)
+        yield run_lab(ENTRY, "small", duration=5, dsn=dsn, allow_write=True)  # the shortest: rendering is tested
 
 
 def text_of(report: dict[str, Any]) -> str:

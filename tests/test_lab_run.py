@@ -1,7 +1,9 @@
 """`pglab lab run`: the verdict's rules, bad input, Ctrl-C and SIGTERM, and every anti-pattern of the
 catalogue cured live under the lab's rules (isolation, predicted harm, same work, same answers); an
 entry whose path declares a measured KNOWN_FINDING xfails with it when its verdict is the one the
-finding explains (KNOWN_VERDICT, by default not_reproduced), and fails on any other.
+finding explains (KNOWN_VERDICT, by default not_reproduced), and fails on any other. Those runs
+can only confirm a finding the benchmark already measures, so they are in the load tier
+(`pytest -m load`): the default tier's time goes to the entries it can show cured.
 
 The live runs use pglab's own embedded server (a deliberately small max_connections, and
 pg_stat_statements preloaded for the detectors), so they run in the embedded pass only.
@@ -131,8 +133,13 @@ def test_a_signal_stops_service_locust_and_postgres_and_leaves_no_scratch(stop_s
     assert not any(path.exists() for path in scratch)
 
 
+def _known_finding(entry_id: str) -> bool:
+    return entry_id in paths.available() and hasattr(paths.module(entry_id), "KNOWN_FINDING")
+
+
 @embedded_only("needs pg_stat_statements preloaded and a small max_connections")
-@pytest.mark.parametrize("entry_id", lab_ids())
+@pytest.mark.parametrize("entry_id", [
+    pytest.param(entry_id, marks=[pytest.mark.load] if _known_finding(entry_id) else []) for entry_id in lab_ids()])
 def test_the_lab_cures(entry_id: str, tmp_path: Path) -> None:
     if entry_id not in detector_modules() and not hasattr(find_entry(entry_id).module, "RUNTIME_INVARIANT"):
         pytest.xfail(f"no runtime detector for {entry_id} yet: its verdict cannot be `cured`")

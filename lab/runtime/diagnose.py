@@ -43,6 +43,10 @@ from pglab.lab.runtime.stats import (
 from pglab.lab.runtime.values import representative_values
 
 TOP_STATEMENTS = 10
+# A SELECT running this long when the window ends is planned too, counted or not: pg_stat_statements
+# counts a statement only when it completes, and one that a statement timeout cancels never does,
+# so the slowest statements of all would otherwise never be planned.
+RUNNING_SECONDS = 1.0
 # Which plan a plan finding judged: every one says so, since a generic plan can be far from the
 # plan the application's values get.
 PLAN_AUTO_EXPLAIN = "auto_explain sample"  # a slow call the server logged, with its bound values
@@ -186,7 +190,7 @@ def _plan(conn: psycopg.Connection[Any], statement: dict[str, Any], samples: dic
     query = statement["query"]
     if not _PARAM.search(query):
         return explain(conn, query, analyze=False), PLAN_NO_PARAMETERS, {}
-    values = representative_values(conn, query, statement["rows"] / statement["calls"])
+    values = representative_values(conn, query, statement["rows"] / max(statement["calls"], 1))
     if values is None:
         return explain(conn, query, analyze=False), PLAN_GENERIC, {}
     plan = explain_custom(conn, query, {number: value for number, (value, _) in values.items()})
@@ -214,7 +218,8 @@ def _explain_top(conn: psycopg.Connection[Any], window: Window, thresholds: Mapp
     findings: list[Finding] = []
     notes: list[str] = []
     chosen = [s for s in window.statements("select") if is_read_only_select(s["query"])][:top]
-    for statement in chosen:
+    counted = {queryid for s in window.statements() for queryid in s.get("queryids", [s["queryid"]])}
+    for statement in [*chosen, *_running(window, counted)[:top]]:
         try:
             plan, kind, values = _plan(conn, statement, samples, logged)
         except UserError as error:
@@ -222,7 +227,8 @@ def _explain_top(conn: psycopg.Connection[Any], window: Window, thresholds: Mapp
             continue
         context = {"queryid": statement["queryid"], "query": short(statement["query"], 300),
                    "calls": statement["calls"], "mean_ms": round(statement["mean_ms"], 3),
-                   "total_ms": round(statement["total_exec_time"], 1)}
+                   "total_ms": round(statement["total_exec_time"], 1),
+                   **({"running_s": statement["running_s"]} if "running_s" in statement else {})}
         found = analyze_plan(plan, table_rows, leading, thresholds, statement=context)
         subject = f"statement {statement['queryid']}"
         findings += [replace(f, source=statement["query"], message=f"{f.message} (plan: {kind})",
@@ -230,6 +236,24 @@ def _explain_top(conn: psycopg.Connection[Any], window: Window, thresholds: Mapp
                                        "plan": kind, **({"plan_values": values} if values else {})})
                      for f in found]
     return findings, notes
+
+
+def _running(window: Window, counted: set[int]) -> list[dict[str, Any]]:
+    """Read-only SELECTs that sessions of the database have been running for RUNNING_SECONDS or
+    more and that pg_stat_statements has not counted in the window, longest first, one per
+    statement; shaped like `Window.statements` rows (no completed call, so `calls` is 0)."""
+    found: dict[Any, dict[str, Any]] = {}
+    for row in window.sessions():
+        seconds, text = row.get("query_seconds") or 0.0, row.get("query") or ""
+        if (row.get("state") != "active" or seconds < RUNNING_SECONDS or row.get("query_id") in counted
+                or not is_read_only_select(text)):
+            continue
+        key = row.get("query_id") or text
+        if key not in found or seconds > found[key]["running_s"]:
+            found[key] = {"query": text, "queryid": row.get("query_id") or 0, "calls": 0, "rows": 0,
+                          "mean_ms": seconds * 1000, "total_exec_time": seconds * 1000,
+                          "running_s": round(seconds, 1)}
+    return sorted(found.values(), key=lambda statement: -statement["running_s"])
 
 
 # The baseline: the last snapshot diagnose took of a server, kept on this machine (never on the

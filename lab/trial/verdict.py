@@ -144,11 +144,18 @@ def wrong_answers(naive: list[Side], fixed: list[Side], naive_answer_wrong: str)
 
 
 def _corrected(naive: dict[str, Any], fixed: dict[str, Any]) -> bool:
-    """The same request answered alike (same status), the naive body refuted by the oracle, the
-    fixed one confirmed."""
+    """The naive body refuted by the oracle and the fixed one confirmed, with the same status; or
+    the naive side gave no answer at all (a server error: on big data NOT IN can run into the
+    statement timeout) where the fixed one is confirmed. The oracle still judges the fixed answer,
+    so a fix gains nothing from the naive side failing."""
     ours, theirs = naive.get("oracle"), fixed.get("oracle")
-    return bool(ours and theirs and not ours.get("right") and theirs.get("right")
-                and naive.get("status") == fixed.get("status"))
+    same_or_failed = naive.get("status") == fixed.get("status") or _server_error(naive)
+    return bool(ours and theirs and not ours.get("right") and theirs.get("right") and same_or_failed)
+
+
+def _server_error(answer: dict[str, Any]) -> bool:
+    status = answer.get("status")
+    return isinstance(status, int) and status >= 500
 
 
 def _items(answer: dict[str, Any]) -> str:

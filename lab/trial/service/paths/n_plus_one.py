@@ -17,11 +17,13 @@ from pglab.lab.trial.service.paths import statements
 PAGE = 100
 PREDICTED = ("p99_under_slo",)
 ENDPOINTS = ("GET /conversations/[id]",)
-# A measured finding, not a goal to tune towards: over a local socket the naive side's 101 round
-# trips a page cost about 180 ms at p99 under this load, inside the SLO, so the harm shows only when
-# the machine's CPU is contended (`python tests/bench/lab_bench.py n_plus_one`: 2.5x at medium scale
-# on a quiet machine; round trips hurt most where they cross a network, which the lab does not have).
-KNOWN_FINDING = "does not reproduce on loopback on a quiet machine: the naive side stays inside the SLO"
+# Measured, not tuned (quiet 2-core machine): at small scale over a local socket the naive side's
+# 101 round trips a page stayed near the SLO, and an earlier medium run with 30 s of load gave 2.5x,
+# not reproduced: round trips hurt most where they cross a network, which the lab does not have.
+# Since hot conversations hold 60 % of the messages, medium gave 770 (340-1,900) ms against
+# 93 (76-110): the SLO broken and cured in 3 of 3 repeats, though 8.3x misses the 10x target
+# (`python tests/bench/lab_bench.py --scale medium --duration 8 --repeat 3 --no-ceiling ID`).
+LIVE_SCALE = "medium"
 PROBES = (("GET", "/conversations/1", None), ("GET", "/conversations/7", None), ("GET", "/conversations/1500", None))
 
 

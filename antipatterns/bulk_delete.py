@@ -109,6 +109,9 @@ def _within_one_parent(body: dict, columns: list[str], schema) -> bool:
     return bool(pinned - set(columns))
 
 
+QUERY_KINDS = frozenset({"DeleteStmt"})  # check_query is called only for these statements
+
+
 def check_query(query, ctx) -> None:
     if query.kind != "DeleteStmt" or _batched(query.body):
         return

@@ -121,6 +121,9 @@ def _per_request(function, module) -> bool:
     return False
 
 
+QUERY_KINDS = frozenset({"SelectStmt"})  # check_query is called only for these statements
+
+
 def check_query(query, ctx) -> None:
     if query.kind != "SelectStmt" or query.call is None:
         return

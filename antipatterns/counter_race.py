@@ -134,6 +134,9 @@ def _tainted(select, update_line: int) -> set[str]:
     return tainted
 
 
+QUERY_KINDS = frozenset({"UpdateStmt"})  # check_query is called only for these statements
+
+
 def check_query(query, ctx) -> None:
     call = query.call
     if query.kind != "UpdateStmt" or call is None or call.function is None:

@@ -79,6 +79,9 @@ OFF_IN_TEST_CODE = "a test seeds a handful of fixture rows, one INSERT each"
 
 # -- static rule ------------------------------------------------------------
 
+QUERY_KINDS = frozenset({"InsertStmt"})  # check_query is called only for these statements
+
+
 def check_query(query, ctx) -> None:
     if query.kind != "InsertStmt":
         return

@@ -77,6 +77,9 @@ FIX_HINT = "fetch the related rows with a JOIN, or in one batch with WHERE id = 
 
 # -- static rule ------------------------------------------------------------
 
+QUERY_KINDS = frozenset({"SelectStmt"})  # check_query is called only for these statements
+
+
 def check_query(query, ctx) -> None:
     if query.kind != "SelectStmt":
         return

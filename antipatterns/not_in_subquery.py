@@ -79,6 +79,14 @@ FIX_HINT = "rewrite as NOT EXISTS (SELECT 1 FROM inner WHERE inner.col = outer.c
 
 # -- static rule ------------------------------------------------------------
 
+def _may_have_not_in(text: str) -> bool:
+    """Whether a statement's printed tree can hold NOT (subquery): both NOT and a SubLink are there."""
+    return '"NOT_EXPR"' in text and '"SubLink"' in text
+
+
+SQL_GATES = {"BoolExpr": _may_have_not_in}  # the walk hands BoolExpr nodes only of statements that pass
+
+
 def check_sql_BoolExpr(node: dict, ctx) -> None:
     if node.get("boolop") != "NOT_EXPR" or not ctx.query.has("SubLink"):
         return

@@ -87,6 +87,9 @@ FIX_HINT = "update the set in one statement: UPDATE ... WHERE id = ANY(%s) with 
 
 # -- static rule ------------------------------------------------------------
 
+QUERY_KINDS = frozenset({"UpdateStmt"})  # check_query is called only for these statements
+
+
 def check_query(query, ctx) -> None:
     if query.kind != "UpdateStmt":
         return

@@ -112,6 +112,9 @@ def _rows_used_whole(call) -> bool:
     return False
 
 
+QUERY_KINDS = frozenset({"SelectStmt"})  # check_query is called only for these statements
+
+
 def check_query(query, ctx) -> None:
     if query.kind != "SelectStmt" or not query.has("A_Star"):
         return

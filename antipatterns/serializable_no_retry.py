@@ -159,6 +159,9 @@ def _serializable_statement(query) -> bool:
     return False
 
 
+QUERY_KINDS = frozenset({"TransactionStmt", "VariableSetStmt"})  # check_query is called only for these statements
+
+
 def check_query(query, ctx) -> None:
     if query.call is None or query.kind not in ("TransactionStmt", "VariableSetStmt"):
         return

@@ -94,6 +94,9 @@ OFF_IN_TEST_CODE = "a test reads back the handful of fixture rows it seeded"
 
 # -- static rule ------------------------------------------------------------
 
+QUERY_KINDS = frozenset({"SelectStmt"})  # check_query is called only for these statements
+
+
 def check_query(query, ctx) -> None:
     if query.kind != "SelectStmt":
         return

@@ -105,6 +105,9 @@ def _references(child: str, columns: list[str], parent: str, ctx) -> bool:
     return f"{singular}_id" in columns or f"{parent}_id" in columns
 
 
+QUERY_KINDS = frozenset({"InsertStmt"})  # check_query is called only for these statements
+
+
 def check_query(query, ctx) -> None:
     if query.kind != "InsertStmt" or query.call is None:
         return

@@ -133,7 +133,7 @@ def run(paths: list[str], config: Config, *, schema: Schema | None = None, use_c
     rules = [rule for rule in load_rules(ids) if rule.has_hooks]
     files = discover(paths, config)
     cache_dir = (config.cache_dir or config.root / ".pglab_cache") if use_cache else None
-    cache = Cache(cache_dir, engine_key(ids, config))
+    cache = Cache(cache_dir, engine_key(ids, config) if cache_dir is not None else "")  # no cache: no key to read
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the parse trees are many small dicts; collection passes over them cost more than they free
     try:
@@ -169,7 +169,10 @@ def _run(files: list[str], rules: list[Rule], config: Config, live_schema: Schem
         for source in sources:
             source.entry = source.entry or cache.entries.get(source.path)
         schema = live_schema or _schema_from(sources, streamed)
-        fingerprint = schema.fingerprint()
+        # the key of the findings in the cache; with no cache to keep them in, every file was
+        # checked in this run against this schema, and a constant key serves (hashing the whole
+        # schema model's text costs tens of milliseconds on a large one)
+        fingerprint = schema.fingerprint() if cache.directory is not None else "this run"
         stale = [(source.path, source.text) for source in sources if source.entry is not None
                  and source.text is not None and fingerprint not in source.entry.findings
                  and source.path not in contents]

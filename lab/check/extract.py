@@ -22,8 +22,8 @@ from pglab.lab.check.sqlforms import psql_blanked, tuple_adapted
 from pglab.lab.check.sqltext import (
     FileLocator,
     Locator,
+    OffsetLocator,
     Piece,
-    ShiftedLocator,
     SqlSyntaxError,
     byte_to_char,
     normalise,
@@ -280,7 +280,7 @@ def _parse_into(result: FileResult, text: str, locator: Locator, params: dict[in
     queries: list[Query] = []
     problems: list[Diagnostic] = []
     for piece in split_statements(text):
-        piece_locator: Locator = ShiftedLocator(locator, [(0, piece.start, True)])
+        piece_locator: Locator = OffsetLocator(locator, piece.start)
         piece_params = params
         try:
             kinds, document = parse_document(piece.text)
@@ -297,10 +297,12 @@ def _parse_into(result: FileResult, text: str, locator: Locator, params: dict[in
             problems.append(Diagnostic("unparsable", f"SQL: {type(error).__name__}", result.path, line, column))
             continue
         to_char = byte_to_char(piece.text)
+        if len(kinds) == 1:  # the usual case, kept short: its tree is decoded when a rule reads it
+            queries.append(Query(result.path, kinds[0], document, 0, piece.text, piece_locator, piece_params, call,
+                                 to_char))
+            continue
         # several statements in one piece (rare): decoded together now, not each on its own later
-        trees: list[dict[str, Any] | None] = [None] * len(kinds)
-        if len(kinds) > 1:
-            trees = [sqlnodes.unwrap(statement)[1] for statement in statement_trees(document)]
+        trees = [sqlnodes.unwrap(statement)[1] for statement in statement_trees(document)] if kinds else []
         for index, (kind, tree) in enumerate(zip(kinds, trees, strict=True)):
             queries.append(Query(result.path, kind, document, index, piece.text, piece_locator, piece_params, call,
                                  to_char, tree=tree))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import codecs
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pglab.lab.check import sqlnodes
@@ -115,8 +115,9 @@ class Worker:
         self.parsed: dict[str, FileResult] = {}
         self.texts: dict[str, str] = {}
 
-    def extract(self, items: list[tuple[str, str]]) -> dict[str, tuple[int, Ddl, list[Diagnostic]]]:
-        """Pass 1: path -> (statements, DDL, diagnostics) of each file."""
+    def extract(self, items: Iterable[tuple[str, str]]) -> dict[str, tuple[int, Ddl, list[Diagnostic]]]:
+        """Pass 1: path -> (statements, DDL, diagnostics) of each file (`items` may be handed
+        out as the work goes: `shards`)."""
         out = {}
         for path, text in items:
             result = extract(path, text)
@@ -162,16 +163,19 @@ def ddl_of(result: FileResult) -> Ddl:
 def check_file(result: FileResult, dispatch: Dispatch, context: Context) -> list[RawFinding]:
     context.file = result
     context.found = []
-    wanted = [f'"{node_type}":' for node_type in dispatch.sql]
     for query in result.queries:
         context.query = query
         try:
-            # a statement whose printed tree names no node type a rule asked for is not walked
-            # (DROP, SET, most DDL: two in five statements of a migration-heavy corpus); one whose
-            # own type was asked for needs no search
-            if query.kind in dispatch.sql or not query.json or any(needle in query.json for needle in wanted):
+            # the printed tree says which hooks can find anything in it (`Dispatch.sql_for`) and
+            # how many of their nodes it holds: none (DROP, SET, most DDL: two in five statements
+            # of a migration-heavy corpus) means no walk, and the walk stops once it has met them
+            if not query.json:
                 walk_sql({query.kind: query.body}, dispatch.sql, context)
-            for rule, hook in dispatch.query:
+            else:
+                hooks, wanted = dispatch.sql_for(query.json)
+                if budget := sum(map(query.json.count, wanted)):
+                    walk_sql({query.kind: query.body}, hooks, context, budget)
+            for rule, hook in dispatch.query_for(query.kind):
                 context.rule = rule
                 hook(query, context)
         except Exception as error:  # a rule bug on odd input must not end the run

@@ -1,8 +1,9 @@
 """Every core for `pglab check` when there is enough to parse.
 
-The files are shared out by size between this process and forked workers. A worker keeps what it
-parsed between the two passes (a parse tree is far costlier to send than to keep), so the engine
-talks to it twice: "extract these" (answer: each file's DDL), then "check against this schema"
+The files are shared out between this process and forked workers, a few at a time as each
+process gets through its part. A worker keeps what it parsed between the two passes (a parse tree
+is far costlier to send than to keep), so the engine talks to it in two rounds: "extract these"
+(answer: each file's DDL), as often as there are files left, then "check against this schema"
 (answer: each file's findings). Forking after the rules are loaded means the workers import and
 discover nothing; what travels through the pipes is pglab's own results, between pglab's own
 processes.
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pglab.lab.check.filecheck import Worker
@@ -32,30 +35,67 @@ def cores() -> int:
 
 
 class Shards:
-    """`Worker`'s two passes over a list of files, spread over `count` processes (this one included)."""
+    """`Worker`'s two passes over a list of files, spread over `count` processes (this one included).
+
+    The workers are forked when the first pass starts, so they hold the files' texts from birth:
+    what goes to them is file numbers, small messages that never fill a pipe (a worker busy
+    sending its answer could not read a big request, and the two sides would wait on each other)."""
 
     def __init__(self, worker: Worker, count: int) -> None:
         self.local = worker
+        self.count = count
         self.remote: list[tuple[Any, Connection]] = []
+
+    def _start(self, items: Items) -> None:
         import multiprocessing  # only when there is work to share: it costs start-up time
 
         context = multiprocessing.get_context("fork")
-        for _ in range(count - 1):
+        for _ in range(self.count - 1):
             mine, theirs = context.Pipe()
-            process = context.Process(target=_serve, args=(Worker(worker.config, worker.dispatch), theirs),
-                                      daemon=True)
+            process = context.Process(target=_serve, args=(Worker(self.local.config, self.local.dispatch), theirs,
+                                                           items), daemon=True)
             process.start()
             theirs.close()
             self.remote.append((process, mine))
 
     def extract(self, items: Items) -> dict[str, Any]:
-        shares = _balance(items, len(self.remote) + 1)
-        for (_, connection), share in zip(self.remote, shares[1:], strict=True):
-            connection.send(("extract", share))
-        out = self.local.extract(shares[0])
-        for _, connection in self.remote:
+        """Pass 1, shared out as it goes: how long a file takes to parse is not in proportion to
+        its size (a few long INSERTs parse fast, a file of small joins slowly), so a split fixed
+        in advance left one process idle while the other finished. Files go out biggest first,
+        in small batches: each worker has two in hand (the next one queued while it parses),
+        and this process takes one file at a time between looking for workers' answers."""
+        self._start(items)
+        queue = deque(sorted(range(len(items)), key=lambda index: -len(items[index][1])))
+        batch = max(sum(len(text) for _, text in items) // (16 * self.count), 1)
+        out: dict[str, Any] = {}
+        pending = {connection: 0 for _, connection in self.remote}  # batches sent, not yet answered
+        for connection in pending:
+            for _ in range(2):
+                pending[connection] += _send_batch(connection, queue, items, batch)
+
+        def mine() -> Iterator[tuple[str, str]]:
+            while True:
+                self._collect(pending, queue, items, batch, out, wait=False)
+                if not queue:
+                    return
+                yield items[queue.popleft()]
+
+        out.update(self.local.extract(mine()))
+        while any(pending.values()):
+            self._collect(pending, queue, items, batch, out, wait=True)
+        return {path: out[path] for path, _ in items}  # in file order, whoever parsed what
+
+    @staticmethod
+    def _collect(pending: dict[Connection, int], queue: deque[int], items: Items, size: int, out: dict[str, Any],
+                 *, wait: bool) -> None:
+        """Take in the workers' answers that have arrived (with `wait`, at least one), and give
+        each worker that answered its next batch."""
+        ready = [connection for connection, count in pending.items() if count and connection.poll()]
+        if wait and not ready:
+            ready = [_wait_any([connection for connection, count in pending.items() if count])]
+        for connection in ready:
             out.update(_receive(connection))
-        return out
+            pending[connection] += _send_batch(connection, queue, items, size) - 1
 
     def check(self, schema: Schema, items: Items) -> dict[str, Any]:
         shares = _balance(items, len(self.remote) + 1)
@@ -78,6 +118,19 @@ class Shards:
         self.remote = []
 
 
+def _send_batch(connection: Connection, queue: deque[int], items: Items, size: int) -> int:
+    """Send the numbers of the next files (about `size` characters, at least one file); 1 if
+    any were sent, else 0."""
+    share: list[int] = []
+    total = 0
+    while queue and (not share or total + len(items[queue[0]][1]) <= size):
+        share.append(queue.popleft())
+        total += len(items[share[-1]][1])
+    if share:
+        connection.send(("extract", share))
+    return 1 if share else 0
+
+
 def _balance(items: Items, count: int) -> list[Items]:
     """`count` shares of about equal text size, biggest files first (a greedy, good enough split)."""
     shares: list[Items] = [[] for _ in range(count)]
@@ -87,6 +140,14 @@ def _balance(items: Items, count: int) -> list[Items]:
         shares[least].append(item)
         sizes[least] += len(item[1]) + 1
     return shares
+
+
+def _wait_any(connections: list[Connection]) -> Connection:
+    """The first of `connections` with an answer to read (blocking until there is one)."""
+    from multiprocessing.connection import wait
+
+    ready = wait(connections)
+    return ready[0]  # type: ignore[return-value]
 
 
 def _receive(connection: Connection) -> dict[str, Any]:
@@ -99,9 +160,10 @@ def _receive(connection: Connection) -> dict[str, Any]:
     return payload
 
 
-def _serve(worker: Worker, connection: Connection) -> None:
-    """A worker process: answer the engine's requests until told to stop. Ctrl-C is the parent's
-    to handle (it stops the workers); a worker that raised reports it in one line."""
+def _serve(worker: Worker, connection: Connection, items: Items) -> None:
+    """A worker process: answer the engine's requests until told to stop (`items`: the files of
+    pass 1, which its requests name by number). Ctrl-C is the parent's to handle (it stops the
+    workers); a worker that raised reports it in one line."""
     import signal  # here, not at the top: a run too small to share out does not pay for its import
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -112,7 +174,7 @@ def _serve(worker: Worker, connection: Connection) -> None:
             return
         try:
             if request[0] == "extract":
-                connection.send(("ok", worker.extract(request[1])))
+                connection.send(("ok", worker.extract([items[index] for index in request[1]])))
             elif request[0] == "check":
                 connection.send(("ok", worker.check(request[1], request[2])))
             else:

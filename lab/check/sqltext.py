@@ -81,6 +81,18 @@ class ShiftedLocator(Locator):
         return self.base.position(there + (offset - here if copied else 0))
 
 
+class OffsetLocator(Locator):
+    """Offsets into a slice of another text, `start` characters into it: what a ShiftedLocator
+    with the one anchor (0, start, copied) answers, without its search (one is made per statement)."""
+
+    def __init__(self, base: Locator, start: int) -> None:
+        self.base = base
+        self.start = start
+
+    def position(self, offset: int) -> tuple[int, int]:
+        return self.base.position(self.start + offset)
+
+
 @dataclass
 class Normalised:
     text: str

@@ -6,8 +6,14 @@ function's name says what it wants, so nothing is registered anywhere:
 - `check_sql_<NodeType>(node, ctx)`: every libpg_query node of that type (`check_sql_SelectStmt`,
   `check_sql_A_Expr`, ...), in every statement; `ctx.query` is the statement;
 - `check_query(query, ctx)`: every statement once, with its Python call (`query.call`) if any;
+  a module that names the statement types its hook reads in `QUERY_KINDS` gets only those;
 - `check_py_<AstType>(node, ctx)`: every Python node of that type (`check_py_Call`, `check_py_With`);
 - `check_schema(schema, ctx)`: once per run, after the schema model is complete.
+
+A module may also name, in `SQL_GATES`, a test of a statement's printed tree (libpg_query's
+JSON text) for some of its `check_sql_<NodeType>` hooks: on a statement that fails the test the
+hook would do nothing (`ilike_scan` with no LIKE operator anywhere in the statement), so it is
+not called there, and the walk does not go looking for its nodes.
 
 Each statement's tree is walked once, and each node is handed to the rules that asked for its
 type; Python trees likewise.
@@ -36,6 +42,7 @@ PyHook = Callable[[Any, "Context"], None]  # a Python node of the `ast` type the
 QueryHook = Callable[["Query", "Context"], None]  # an extracted statement
 SchemaHook = Callable[["Schema", "Context"], None]  # the schema model, once complete
 Hook = SqlHook | PyHook | QueryHook | SchemaHook
+Gate = Callable[[str], bool]  # a statement's printed tree -> whether a hook can find anything in it
 
 
 @dataclass
@@ -45,6 +52,8 @@ class Rule:
     py: dict[str, PyHook] = field(default_factory=dict)
     query: QueryHook | None = None
     schema: SchemaHook | None = None
+    gates: dict[str, Gate] = field(default_factory=dict)  # node type -> the module's SQL_GATES test
+    query_kinds: frozenset[str] | None = None  # the module's QUERY_KINDS: None is every statement
 
     @property
     def has_hooks(self) -> bool:
@@ -65,6 +74,14 @@ def load_rules(ids: list[str]) -> list[Rule]:
             hook = getattr(entry.module, name)
             if name.startswith("check_") and callable(hook):
                 _attach(rule, name, hook)
+        rule.gates = dict(getattr(entry.module, "SQL_GATES", {}))
+        kinds = getattr(entry.module, "QUERY_KINDS", None)
+        rule.query_kinds = frozenset(kinds) if kinds is not None else None
+        if kinds is not None and not all(isinstance(getattr(pg, kind, None), type) for kind in kinds):
+            raise UserError(f"antipatterns/{entry_id}.py: QUERY_KINDS names something that is not a SQL node type")
+        if set(rule.gates) - set(rule.sql):
+            raise UserError(f"antipatterns/{entry_id}.py: SQL_GATES names node types it has no check_sql_ hook for: "
+                            f"{', '.join(sorted(set(rule.gates) - set(rule.sql)))}")
         rules.append(rule)
     return rules
 
@@ -89,13 +106,20 @@ def _attach(rule: Rule, name: str, hook: Any) -> None:
                         "check_py_<AstType>, check_query or check_schema)")
 
 
+SqlHooks = dict[str, list[tuple[Rule, SqlHook]]]
+
+
 @dataclass
 class Dispatch:
     """Node type -> the (rule, hook) pairs that asked for it."""
 
-    sql: dict[str, list[tuple[Rule, SqlHook]]] = field(default_factory=dict)
+    sql: SqlHooks = field(default_factory=dict)
     py: dict[str, list[tuple[Rule, PyHook]]] = field(default_factory=dict)
     query: list[tuple[Rule, QueryHook]] = field(default_factory=list)
+    gates: list[tuple[Rule, str, Gate]] = field(default_factory=list)
+    # which gates are open -> the SQL hooks to call and the texts that count their nodes
+    _chosen: dict[tuple[bool, ...], tuple[SqlHooks, list[str]]] = field(default_factory=dict, repr=False)
+    _by_kind: dict[str, list[tuple[Rule, QueryHook]]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, rules: list[Rule]) -> Dispatch:
@@ -107,7 +131,34 @@ class Dispatch:
                 dispatch.py.setdefault(ast_type, []).append((rule, py_hook))
             if rule.query:
                 dispatch.query.append((rule, rule.query))
+            dispatch.gates += [(rule, node_type, gate) for node_type, gate in rule.gates.items()]
         return dispatch
+
+    def query_for(self, kind: str) -> list[tuple[Rule, QueryHook]]:
+        """The `check_query` hooks of the rules that read statements of this type (worked out
+        once per type: ten rules asked of every one of tens of thousands of statements add up)."""
+        hooks = self._by_kind.get(kind)
+        if hooks is None:
+            hooks = self._by_kind[kind] = [(rule, hook) for rule, hook in self.query
+                                           if rule.query_kinds is None or kind in rule.query_kinds]
+        return hooks
+
+    def sql_for(self, text: str) -> tuple[SqlHooks, list[str]]:
+        """The SQL hooks worth calling on a statement whose printed tree is `text` (those whose
+        gate it passes, and the ungated), and the texts (`"NodeType":`) that count their nodes
+        in it. A handful of gates make a handful of combinations: each is worked out once."""
+        key = tuple(gate(text) for _, _, gate in self.gates)
+        chosen = self._chosen.get(key)
+        if chosen is None:
+            closed = {(id(rule), node_type) for (rule, node_type, _), open_ in zip(self.gates, key, strict=True)
+                      if not open_}
+            hooks: SqlHooks = {}
+            for node_type, pairs in self.sql.items():
+                kept = [(rule, hook) for rule, hook in pairs if (id(rule), node_type) not in closed]
+                if kept:
+                    hooks[node_type] = kept
+            chosen = self._chosen[key] = (hooks, [f'"{node_type}":' for node_type in hooks])
+        return chosen
 
 
 # Nodes that hold no expression: their insides (names, constants) are never walked into.
@@ -115,15 +166,20 @@ LEAVES = frozenset({"String", "Integer", "Float", "Boolean", "BitString", "A_Con
                     "ColumnRef", "TypeName", "RangeVar", "Alias", "typeName", "relation", "alias"})
 
 
-def walk_sql(statement: dict[str, Any], hooks: dict[str, list[tuple[Rule, SqlHook]]], context: Context) -> None:
+def walk_sql(statement: dict[str, Any], hooks: SqlHooks, context: Context, budget: int | None = None) -> None:
     """Visit every node of one statement tree (iteratively: nesting depth is unbounded) and hand
     each node whose type some rule asked for to that rule's hook, with `context.rule` set.
 
     This loop runs for every node of every statement, so it is kept bare: no per-node function
     call unless a rule wants the node, and no descent into nodes that cannot contain another
-    expression (names, constants, column references)."""
+    expression (names, constants, column references).
+
+    `budget`, when given, is an upper bound on the wanted nodes in the tree (how often their
+    types occur in its printed text): once that many were handed out, nothing wanted is left
+    and the walk stops. A simple SELECT whose only wanted node is itself ends at its root."""
     stack: list[Any] = [statement]
     pop, push, extend = stack.pop, stack.append, stack.extend
+    left = -1 if budget is None else budget
     while stack:
         item = pop()
         if type(item) is not dict:
@@ -136,6 +192,9 @@ def walk_sql(statement: dict[str, Any], hooks: dict[str, list[tuple[Rule, SqlHoo
                     for rule, hook in wanted:
                         context.rule = rule
                         hook(value, context)
+                    left -= 1
+                    if left == 0:
+                        return
                 if key not in LEAVES:
                     push(value)
             elif kind is list:

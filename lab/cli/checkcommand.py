@@ -41,7 +41,7 @@ def add_parser(commands: Any) -> None:
     check.add_argument("--dsn", default=None,
                        help="read the schema from this live database (read-only) instead of the DDL in PATHs")
     check.add_argument("--no-cache", action="store_true", help="do not read or write the content-keyed cache")
-    check.set_defaults(handler=cmd_check)
+    check.set_defaults(handler=cmd_check, exit_at_once=True)  # see `pglab.lab.cli._exit_at_once`
 
 
 def configure(args: argparse.Namespace) -> Config:

@@ -1,4 +1,4 @@
-"""Rendering findings: text (rich), json, sarif, github.
+"""Rendering findings: text (in `textreport`), json, sarif, github.
 
 One renderer for every producer of `Finding`s (`pglab check`, `pglab diagnose`, the pytest plugin),
 so a user sees the same shapes whoever found the problem. Nothing here assumes a finding has a
@@ -13,16 +13,11 @@ affect what counts as "something found".
 from __future__ import annotations
 
 import json
-import re
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
-
-from rich.console import Console
-from rich.control import strip_control_codes
-from rich.markup import escape
 
 from pglab.lab.core.findings import SEVERITIES, Finding
 
@@ -31,7 +26,6 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/pglab/pglab"
 _SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 _GITHUB_LEVEL = {"error": "error", "warning": "warning", "info": "notice"}
-_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 @dataclass(frozen=True)
@@ -105,6 +99,8 @@ def render(findings: Sequence[Finding], fmt: str, *, diagnostics: Sequence[Diagn
         if described := schema_line(summary):
             out.write(_annotation("notice", described, "pglab schema", None, None, None) + "\n")
     elif fmt == "text":
+        from pglab.lab.core.textreport import render_text  # rich and the text layout, only for text
+
         render_text(findings, diagnostics, full_summary, out, clean_message)
     else:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -249,82 +245,6 @@ def github_lines(findings: Iterable[Finding], diagnostics: Iterable[Diagnostic] 
 # -- text ---------------------------------------------------------------------------------------
 
 
-def _position(finding: Finding | Diagnostic) -> str:
-    if finding.line is None:
-        return ""
-    return f"{finding.line}:{finding.column or 1}"
-
-
-def render_text(findings: Sequence[Finding], diagnostics: Sequence[Diagnostic], summary: dict[str, Any],
-                out: TextIO, clean_message: str | None = None) -> None:
-    """Findings grouped by file (runtime findings under one "runtime" group), each with its source
-    line, its one-line fix hint and, where there is one, the rewritten SQL."""
-    rich_console = Console(file=out, highlight=False, soft_wrap=True, emoji=False)
-    # no styles to show (a file, a pipe, NO_COLOR): skip rich's per-line rendering
-    console = _Plain(out) if rich_console.color_system is None else rich_console
-    if not findings and not diagnostics:  # one line: the producer's clean message says what was read
-        console.print(escape(clean_message or "No findings."))
-        return
-    described = schema_line(summary)
-    groups: dict[str, list[Finding]] = defaultdict(list)
-    for finding in findings:
-        groups[finding.path or "runtime"].append(finding)
-    for group, members in groups.items():
-        console.print(f"[bold underline]{escape(group)}[/]")
-        for finding in sorted(members, key=lambda item: (item.line or 0, item.column or 0, item.code)):
-            _print_finding(console, finding)
-        console.print()
-    if diagnostics:
-        console.print("[bold]diagnostics[/]")
-        for diagnostic in diagnostics:
-            where = ":".join(str(part) for part in (diagnostic.path, _position(diagnostic)) if part)
-            console.print(f"  [dim]{escape(where)}[/] [magenta]{escape(diagnostic.kind)}[/] "
-                          f"{escape(diagnostic.message)}")
-        console.print()
-    if described:
-        console.print(escape(described))
-    if covered := window_line(summary):
-        console.print(escape(covered))
-    console.print(escape(_summary_line(summary)))
-
-
-class _Plain:
-    """What rich prints when it shows no styles (output to a file or a pipe, NO_COLOR), without
-    rich's rendering: the markup tags dropped by rich's own rule, text written as is. Rendering
-    thousands of findings through rich cost more than checking the files that produced them."""
-
-    _TAG = re.compile(r"(\\*)\[([a-z#/@][^[]*?)]")  # rich.markup's RE_TAGS
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-
-    def print(self, markup: str = "") -> None:
-        self.out.write(strip_control_codes(self._TAG.sub(self._strip, markup)).expandtabs(8) + "\n")
-
-    @staticmethod
-    def _strip(match: re.Match[str]) -> str:
-        backslashes, escaped = divmod(len(match.group(1)), 2)
-        return "\\" * backslashes + (match.group(0)[len(match.group(1)) :] if escaped else "")
-
-
-def _print_finding(console: Console | _Plain, finding: Finding) -> None:
-    style = _STYLE.get(finding.severity, "")
-    position = _position(finding)
-    lead = f"  [dim]{position:>8}[/] " if position else "  "
-    console.print(f"{lead}[{style}]{escape(finding.code)}[/] [bold]{escape(finding.id)}[/] "
-                  f"[{style}]({escape(finding.severity)})[/] {escape(finding.message)}")
-    if finding.source:
-        console.print(f"           [dim]│[/] {escape(finding.source.rstrip())}")
-    for key, value in finding.evidence.items():
-        console.print(f"           [dim]{escape(str(key))}:[/] {escape(plain(value))}")
-    if finding.fix_hint:
-        console.print(f"           [green]fix:[/] {escape(finding.fix_hint)}")
-    if finding.rewrite:
-        console.print("           [green]rewrite:[/]")
-        for line in finding.rewrite.splitlines():
-            console.print(f"             [cyan]{escape(line)}[/]")
-
-
 def plural(count: int, word: str, many: str | None = None) -> str:
     """`1 finding`, `2 findings`: the count with its noun in the right number."""
     return f"{count} {word if count == 1 else many or word + 's'}"
@@ -338,23 +258,6 @@ def plain(value: Any) -> str:
     if isinstance(value, list | tuple | set | frozenset):
         return ", ".join(plain(item) for item in value)
     return str(value)
-
-
-def _summary_line(summary: dict[str, Any]) -> str:
-    counts = ", ".join(f"{count} {severity}" for severity, count in summary["by_severity"].items() if count)
-    where = f" in {plural(summary['files'], 'file')}" if "files" in summary else ""
-    text = f"Found {plural(summary['findings'], 'finding')}{where}" + (f" ({counts})" if counts else "")
-    if summary.get("diagnostics"):
-        text += f"; {plural(summary['diagnostics'], 'diagnostic')}"
-    return text + "."
-
-
-def window_line(summary: dict[str, Any] | None) -> str | None:
-    """"window: since pglab's previous run, 63 s": what the runtime counters judged cover, stated
-    with every result, since a finding over totals since the last reset may be long fixed."""
-    window = (summary or {}).get("window")
-    text = window.get("text") if isinstance(window, dict) else None
-    return f"window: {text}" if text else None
 
 
 def schema_line(summary: dict[str, Any] | None) -> str | None:

@@ -38,9 +38,11 @@ nobody notices until a report is empty.
 
 Static: any `NOT IN` whose right-hand side is a subquery (`NOT IN (SELECT ...)`), in SQL
 strings and in Python-embedded SQL; a `NOT IN` over a literal list is not flagged. Runtime: a
-plan with a non-hashed SubPlan under a `NOT` filter (loops close to the outer row count), and,
-as a correctness warning, a `NOT IN (SELECT ...)` statement that returned no row in any of its
-many calls (`pg_stat_statements`), the mark of a NULL in the subquery.
+plan with a non-hashed SubPlan under a `NOT` filter (loops close to the outer row count), also
+for a statement still running that never completes (a statement timeout cancels it, so
+`pg_stat_statements` never counts it: its session's text is planned), and, as a correctness
+warning, a `NOT IN (SELECT ...)` statement that returned no row in any of its many calls
+(`pg_stat_statements`), the mark of a NULL in the subquery.
 
 ## The fix
 

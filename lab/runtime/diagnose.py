@@ -217,8 +217,9 @@ def _explain_top(conn: psycopg.Connection[Any], window: Window, thresholds: Mapp
     logged = slowest_samples(log)
     findings: list[Finding] = []
     notes: list[str] = []
-    chosen = [s for s in window.statements("select") if is_read_only_select(s["query"])][:top]
-    counted = {queryid for s in window.statements() for queryid in s.get("queryids", [s["queryid"]])}
+    statements = window.statements()  # deltas worked out once: the costliest SELECTs, and every one counted
+    chosen = [s for s in statements if s["kind"] == "select" and is_read_only_select(s["query"])][:top]
+    counted = {queryid for s in statements for queryid in s.get("queryids", [s["queryid"]])}
     for statement in [*chosen, *_running(window, counted)[:top]]:
         try:
             plan, kind, values = _plan(conn, statement, samples, logged)

@@ -107,13 +107,20 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
+def _as_from_a_terminal() -> None:
+    """Ctrl-C as a terminal delivers it: a job started in the background of a shell without job
+    control (as a CI runner may start the suite) inherits SIGINT ignored, and Python keeps it so."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @embedded_only("starts its own embedded server")
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_service_locust_and_postgres_and_leaves_no_scratch(stop_signal: int) -> None:
     marker = f"PGLAB_TEST_MARKER={uuid.uuid4().hex}"
     name, value = marker.split("=")
     run = subprocess.Popen([sys.executable, "-m", "pglab.lab.cli", "lab", "run", "pool_exhaustion", "--duration", "60"],
-                           env={**os.environ, name: value}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           env={**os.environ, name: value}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=_as_from_a_terminal)
     deadline = time.monotonic() + 120
     while len(_processes_with(marker)) < 4 and time.monotonic() < deadline:  # lab, keeper, service, locust
         time.sleep(0.5)

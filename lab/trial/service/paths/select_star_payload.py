@@ -26,6 +26,9 @@ ENDPOINTS = ("GET /messages/recent",)
 # near the SLO, so small cannot show the harm honestly. At medium it was 430 (320-530) ms against
 # 89 (71-91): cured in 3 of 3, though 4.8x misses the 10x target
 # (`python tests/bench/lab_bench.py --scale medium --duration 8 --repeat 3 --no-ceiling ID`).
+# The fresh-clone CI run of stop 21 then measured 250 against 72 at medium: exactly the SLO, held.
+# The harm straddles the SLO from machine to machine, so it stays a finding, not a goal to tune towards.
+KNOWN_FINDING = "does not reproduce reliably: at medium the naive p99 straddles the SLO (250-530 ms over four runs)"
 LIVE_SCALE = "medium"
 PROBES = (("GET", "/messages/recent", None),)
 SHOWN = ("id", "conversation_id", "user_id", "body", "created_at")  # what the feed renders

@@ -18,6 +18,7 @@ Only Locust processes import this module (the profiles in this folder do).
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any, ClassVar
 
@@ -39,7 +40,12 @@ class Paced:
     _slot: float
 
     def on_start(self) -> None:
-        self._slot = time.time()
+        """The first slot falls at a random point of the user's first period. Locust starts a
+        second's worth of users at one instant, and users that all start their schedules then
+        send in lockstep: 65 users at 2 a second arrive as 65 at once every half second, not as
+        130 a second, and the service is judged on bursts that the profile never meant to offer
+        (one that sheds a burst's excess then idles until the next, one that queues it does not)."""
+        self._slot = time.time() + random.random() / self.rate
 
     def context(self) -> dict[str, Any]:
         """Read by Locust for every request; the recorder measures latency from this slot."""

@@ -131,6 +131,41 @@ def test_latency_counts_from_the_schedule_so_queueing_shows(tmp_path: Path, work
     assert late[-1] > late[0]  # the queue, hence the latency of what was answered, grows through the run
 
 
+class Clock(BaseHTTPRequestHandler):
+    """Answers at once and notes when each request arrived."""
+
+    arrivals: list[float] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        Clock.arrivals.append(time.time())
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+SPREAD_PROFILE = PROFILE.replace("users = 1", "users = 40")
+
+
+def test_paced_users_started_together_arrive_spread_over_their_period(tmp_path: Path) -> None:
+    """40 users started in the same instant, 2 requests a second each: 80 a second, spread
+    evenly, is 4 per 50 ms. In lockstep they would arrive as 40 at once every half second."""
+    profile = tmp_path / "profile.py"
+    profile.write_text(SPREAD_PROFILE.format(rate=2, call='self.client.get("/now", name="/now")'), encoding="utf-8")
+    Clock.arrivals = []
+    with local_server(ThreadingHTTPServer(("127.0.0.1", 0), Clock)) as url:
+        result = run_load(profile, url, duration=6, sample={})
+    start, end = result.phase("hold")
+    arrivals = sorted(at for at in Clock.arrivals if start + 0.5 <= at < end - 0.5)
+    assert len(arrivals) > 100
+    busiest = max(sum(1 for other in arrivals[index:index + 40] if other < at + 0.05)
+                  for index, at in enumerate(arrivals))
+    assert busiest <= 15, f"{busiest} of 40 users' requests arrived within 50 ms: lockstep"
+
+
 def test_streams_are_timed_to_their_last_chunk_and_first_apart(tmp_path: Path) -> None:
     call = 'timed_stream(self, self.session, "/stream", "/stream", json={"prompt": "hi"})'
     profile = write_profile(tmp_path, 1, call)

@@ -24,6 +24,10 @@ from pydantic import BaseModel
 from pglab.lab.trial.service.paths import statements
 
 PREDICTED = ("error_rate_under_budget",)
+# Measured with requests spread over each user's period (stop 22; earlier runs sent them in lockstep
+# bursts, which made the transactions collide): naive error rate 0 (0-0.005), within budget in 3 of 3
+# repeats (`python tests/bench/lab_bench.py --scale small --duration 8 --repeat 3 --no-ceiling`). A finding.
+KNOWN_FINDING = "does not reproduce with arrivals spread: the naive transactions rarely collide (error rate 0-0.5 %)"
 ENDPOINTS = ("POST /conversations/[id]/prompts",)
 PROBES = (("POST", "/conversations/4/prompts", {"user_id": 5, "body": "how many tokens is this"}),
           ("POST", "/conversations/4/prompts", {"user_id": 9, "body": "over the quota"}),  # 402: used up

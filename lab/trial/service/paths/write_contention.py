@@ -22,6 +22,10 @@ from pglab.lab.trial.service.paths import entry_of, statements
 
 ROLE = "touch"  # every route that stores a message touches its conversation this way
 PREDICTED = ("p99_under_slo",)
+# Measured with requests spread over each user's period (stop 22; earlier runs sent them in lockstep
+# bursts): naive p99 140 (130-180) ms against 18, inside the SLO in 3 of 3 repeats
+# (`python tests/bench/lab_bench.py --scale small --duration 8 --repeat 3 --no-ceiling`). A finding.
+KNOWN_FINDING = "does not reproduce with arrivals spread: naive p99 130-180 ms, inside the SLO"
 ENDPOINTS = ("POST /conversations/[id]/messages",)
 # User 920 owns conversations 1 and 1001 (seed: owner 1 + 7919 i mod users); both start at the same
 # last activity, so the list shows 1 first; a post to 1001 must move it to the top on both sides.

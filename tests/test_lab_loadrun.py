@@ -29,13 +29,17 @@ OFFERED_RPS = 20  # twice what it can answer
 CHUNKS, CHUNK_SECONDS = 5, 0.1  # the streaming server: a chunk every 0.1 s, the first one at once
 
 
+def answer_ok(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Length", "2")
+    handler.end_headers()
+    handler.wfile.write(b"ok")
+
+
 class Sleeper(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         time.sleep(SERVICE_SECONDS)
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
+        answer_ok(self)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -138,10 +142,7 @@ class Clock(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         Clock.arrivals.append(time.time())
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
+        answer_ok(self)
 
     def log_message(self, *args: object) -> None:
         pass

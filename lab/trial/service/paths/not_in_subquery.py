@@ -34,7 +34,13 @@ PROBES = (("GET", "/inbox/unanswered", None),)
 # 410 ms measured earlier came from requests sent in lockstep). At medium (a million) the subquery
 # no longer hashes and the naive inbox runs into the service's statement timeout: p99 4,300
 # (4,300-5,400) ms against 12 (`python tests/bench/lab_bench.py --scale medium --duration 8 --repeat 3`).
+# Re-run at medium with spread arrivals (stop 22, one run): naive 5,100 ms (every request a 500)
+# against 7, but the fixed side completed 4.6 of the 5.0 req/s offered in the hold, so the verdict
+# was not_cured on the same-work rule. Not yet understood (at 5 req/s a whole-second window holds
+# few slots); a finding until it is.
 LIVE_SCALE = "medium"
+KNOWN_FINDING = "at medium under spread arrivals the fixed side completed 4.6 of 5.0 req/s in one run: not_cured"
+KNOWN_VERDICT = "not_cured"
 NAIVE_ANSWER_WRONG = "NOT IN is never true once its subquery yields a NULL: system notifications have no message"
 ORACLE_PARAMS: dict[str, dict[str, Any]] = {"/inbox/unanswered": {}}  # probe path -> the oracle's parameters
 

@@ -22,6 +22,7 @@ import random
 import time
 from typing import Any, ClassVar
 
+import gevent
 import requests
 from locust import User
 
@@ -44,8 +45,12 @@ class Paced:
         second's worth of users at one instant, and users that all start their schedules then
         send in lockstep: 65 users at 2 a second arrive as 65 at once every half second, not as
         130 a second, and the service is judged on bursts that the profile never meant to offer
-        (one that sheds a burst's excess then idles until the next, one that queues it does not)."""
+        (one that sheds a burst's excess then idles until the next, one that queues it does not).
+        The first request waits for that slot too: sent at once, it would be counted in the second
+        the user started while its slot is offered in a later one, and a service that answers
+        everything on time would seem to have done less than it was offered."""
         self._slot = time.time() + random.random() / self.rate
+        gevent.sleep(max(0.0, self._slot - time.time()))
 
     def context(self) -> dict[str, Any]:
         """Read by Locust for every request; the recorder measures latency from this slot."""

@@ -167,6 +167,36 @@ def test_paced_users_started_together_arrive_spread_over_their_period(tmp_path: 
     assert busiest <= 15, f"{busiest} of 40 users' requests arrived within 50 ms: lockstep"
 
 
+class SlotClock(BaseHTTPRequestHandler):
+    """Answers at once and notes, for each request, how long before its scheduled slot it came."""
+
+    early: list[float] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        SlotClock.early.append(float(self.headers["X-Slot"]) - time.time())
+        answer_ok(self)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_no_request_is_sent_before_its_slot(tmp_path: Path) -> None:
+    """A user's first request waits for its first slot like every later one. Sent at once when the
+    user starts, it is counted in the second the user started while its slot is offered in the
+    second the slot falls in: the hold's first second then offers a request answered before it, and
+    a fix that answers everything looks as if it had done less work than it was offered."""
+    profile = tmp_path / "profile.py"
+    call = 'self.client.get("/now", name="/now", headers={"X-Slot": repr(self._slot)})'
+    profile.write_text(SPREAD_PROFILE.format(rate=1, call=call), encoding="utf-8")
+    SlotClock.early = []
+    with local_server(ThreadingHTTPServer(("127.0.0.1", 0), SlotClock)) as url:
+        result = run_load(profile, url, duration=6, sample={})
+    assert len(SlotClock.early) > 100
+    assert max(SlotClock.early) < 0.005, f"{sum(e >= 0.005 for e in SlotClock.early)} requests came before their slot"
+    hold = result.hold()
+    assert abs(hold.requests - hold.offered) <= 2  # answered at once: the same slots, window edges aside
+
+
 def test_streams_are_timed_to_their_last_chunk_and_first_apart(tmp_path: Path) -> None:
     call = 'timed_stream(self, self.session, "/stream", "/stream", json={"prompt": "hi"})'
     profile = write_profile(tmp_path, 1, call)

@@ -34,13 +34,13 @@ PROBES = (("GET", "/inbox/unanswered", None),)
 # 410 ms measured earlier came from requests sent in lockstep). At medium (a million) the subquery
 # no longer hashes and the naive inbox runs into the service's statement timeout: p99 4,300
 # (4,300-5,400) ms against 12 (`python tests/bench/lab_bench.py --scale medium --duration 8 --repeat 3`).
-# Re-run at medium with spread arrivals (stop 22, one run): naive 5,100 ms (every request a 500)
-# against 7, but the fixed side completed 4.6 of the 5.0 req/s offered in the hold, so the verdict
-# was not_cured on the same-work rule. Not yet understood (at 5 req/s a whole-second window holds
-# few slots); a finding until it is.
+# Re-run at medium with spread arrivals, one run: naive 5,100 ms against 7, but the fixed side
+# completed 4.6 of the 5.0 req/s offered, so not_cured on the same-work rule. The cause was the load:
+# each user sent its first request when it started, not at its first slot, so a slot offered in
+# the hold's first second could have been answered in the second before it. With the first request
+# waiting for its slot: cured 3 of 3, 5.0 of 5.0 req/s each time, naive p99 5,000-5,700 against 3-4
+# (`pglab lab run not_in_subquery --scale medium --duration 8 --repeat 3`).
 LIVE_SCALE = "medium"
-KNOWN_FINDING = "at medium under spread arrivals the fixed side completed 4.6 of 5.0 req/s in one run: not_cured"
-KNOWN_VERDICT = "not_cured"
 NAIVE_ANSWER_WRONG = "NOT IN is never true once its subquery yields a NULL: system notifications have no message"
 ORACLE_PARAMS: dict[str, dict[str, Any]] = {"/inbox/unanswered": {}}  # probe path -> the oracle's parameters
 

@@ -15,8 +15,9 @@ Each module is what a student gets in the classroom, so it stays small and reada
   parameters), only where the naive code answers wrongly (NOT IN over NULLs): the two sides may then
   answer differently, as long as an independent oracle refutes the naive answer and confirms the fix;
 - `LIVE_SCALE` (with its reason), only where the harm needs more data than the small scale holds:
-  the live test runs the entry at that scale; `KNOWN_FINDING` (and `KNOWN_VERDICT`), only where a
-  measured run does not show what the catalogue predicts: the live test then expects that verdict.
+  the live test runs the entry at that scale; `KNOWN_FINDING` (and `KNOWN_VERDICT`, one verdict or
+  a tuple of them), only where a measured run does not show what the catalogue predicts: the live
+  test then expects that verdict.
 
 Adding an anti-pattern to the service is adding a module here, never editing a list.
 """
@@ -70,6 +71,17 @@ def endpoints(entry_id: str) -> tuple[str, ...]:
 
 def probes(entry_id: str) -> tuple[Probe, ...]:
     return tuple(getattr(module(entry_id), "PROBES", ()))
+
+
+def live_scale(entry_id: str) -> str:
+    """The scale the path says its harm needs to be seen (small unless it says otherwise)."""
+    return str(getattr(module(entry_id), "LIVE_SCALE", "small"))
+
+
+def known_verdicts(entry_id: str) -> tuple[str, ...]:
+    """The verdicts a path's KNOWN_FINDING explains (not_reproduced unless it says otherwise)."""
+    declared = getattr(module(entry_id), "KNOWN_VERDICT", "not_reproduced")
+    return (declared,) if isinstance(declared, str) else tuple(declared)
 
 
 def by_role() -> dict[str, str]:

@@ -16,6 +16,11 @@ from pglab.lab.trial.service.paths import statements
 
 PREDICTED = ("p99_under_slo",)
 ENDPOINTS = ("GET /conversations/[id]/messages",)
+# On a faster 2-core machine (AMD EPYC, 2026-12-01: `pglab check` ran about 3x faster than the day
+# before), naive p99 120 ms against 3 at small, inside the SLO: the seq scan of 200,000 messages
+# keeps up with 160 req/s there. At medium 3,400 against 3, cured (`python tests/bench/lab_bench.py
+# --scale S --duration 8 --repeat 1 --no-ceiling ID`, 2026-12-01).
+LIVE_SCALE = "medium"
 PROBES = (("GET", "/conversations/1/messages", None), ("GET", "/conversations/9/messages", None),
           ("GET", "/conversations/1500/messages", None))
 

@@ -26,6 +26,12 @@ ENDPOINTS = ("GET /conversations/[id]",)
 # The fresh-clone CI run of stop 21 then measured 210 against 67 at medium: inside the SLO. The
 # harm straddled the SLO from machine to machine. Those runs sent requests in lockstep bursts; with
 # arrivals spread (stop 22) it was cured at medium in the live test and at small in 3 of 3 repeats.
+# On a faster 2-core machine (AMD EPYC, 2026-12-01: `pglab check` ran about 3x faster than the day
+# before), naive p99 23 ms at small and 17 at medium against 3, inside the 250 ms SLO: 101 round
+# trips over a local socket are cheap when the cores are fast (`python tests/bench/lab_bench.py
+# --scale S --duration 8 --repeat 1 --no-ceiling ID`, 2026-12-01). The load is a fixed rate: how
+# much of the machine it takes depends on the machine.
+KNOWN_FINDING = "does not reproduce on a fast machine: naive p99 23 ms at small and 17 at medium, inside the SLO"
 LIVE_SCALE = "medium"
 PROBES = (("GET", "/conversations/1", None), ("GET", "/conversations/7", None), ("GET", "/conversations/1500", None))
 

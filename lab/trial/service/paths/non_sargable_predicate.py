@@ -22,6 +22,12 @@ from pglab.lab.trial.service.paths import statements
 
 PREDICTED = ("p99_under_slo",)
 ENDPOINTS = ("GET /usage/daily",)
+# On a faster 2-core machine (AMD EPYC, 2026-12-01: `pglab check` ran about 3x faster than the day
+# before), naive p99 58 ms at small and 240 at medium against 3-4, inside the 250 ms SLO (`python
+# tests/bench/lab_bench.py --scale S --duration 8 --repeat 1 --no-ceiling ID`, 2026-12-01). The load
+# is a fixed rate: how much of the machine it takes depends on the machine.
+KNOWN_FINDING = "does not reproduce on a fast machine: naive p99 58 ms at small and 240 at medium, inside the SLO"
+LIVE_SCALE = "medium"
 # The first and last seeded days, one in between, the epoch's own day (one message at midnight) and
 # a day before any message.
 PROBES = tuple(("GET", f"/usage/daily?day={day}", None)

@@ -29,6 +29,12 @@ PAGE = 50
 NEWEST = datetime.max.replace(tzinfo=UTC)  # no date: the newest page
 PREDICTED = ("p99_under_slo",)
 ENDPOINTS = ("GET /conversations/[id]/scrollback",)
+# On a faster 2-core machine (AMD EPYC, 2026-12-01: `pglab check` ran about 3x faster than the day
+# before), naive p99 42 ms at small and 73 at medium against 4, inside the 250 ms SLO (`python
+# tests/bench/lab_bench.py --scale S --duration 8 --repeat 1 --no-ceiling ID`, 2026-12-01). The load
+# is a fixed rate: how much of the machine it takes depends on the machine.
+KNOWN_FINDING = "does not reproduce on a fast machine: naive p99 42 ms at small and 73 at medium, inside the SLO"
+LIVE_SCALE = "medium"
 PROBES = tuple(("GET", f"/conversations/{path}", None) for path in (
     "1/scrollback", "3/scrollback?before=2025-12-15T00:00:00Z", "1500/scrollback",
     "1500/scrollback?before=2025-12-20T12:00:00Z", "2/scrollback?before=2025-12-01T00:30:00Z",

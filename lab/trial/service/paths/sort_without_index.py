@@ -31,6 +31,11 @@ ENDPOINTS = ("GET /users/[id]/inbox",)
 # The fresh-clone CI run of stop 21 then found the naive side inside the SLO at medium. The harm
 # straddles the SLO from machine to machine. Those runs sent requests in lockstep bursts; with
 # arrivals spread (stop 22) it was cured at medium in the live test and at small in 3 of 3 repeats.
+# On a faster 2-core machine (AMD EPYC, 2026-12-01: `pglab check` ran about 3x faster than the day
+# before), naive p99 16 ms at small and 15 at medium against 3, inside the 250 ms SLO (`python
+# tests/bench/lab_bench.py --scale S --duration 8 --repeat 1 --no-ceiling ID`, 2026-12-01). The load
+# is a fixed rate: how much of the machine it takes depends on the machine.
+KNOWN_FINDING = "does not reproduce on a fast machine: naive p99 16 ms at small and 15 at medium, inside the SLO"
 LIVE_SCALE = "medium"
 PROBES = tuple(("GET", f"/users/{user}/inbox", None) for user in (*INTEGRATIONS[:2], 500, 999))
 

@@ -24,6 +24,12 @@ from pglab.lab.trial.service.paths import statements
 PAGE = 50
 PREDICTED = ("p99_under_slo",)
 ENDPOINTS = ("GET /conversations/[id]/history",)
+# On a faster 2-core machine (AMD EPYC, 2026-12-01: `pglab check` ran about 3x faster than the day
+# before), naive p99 51 ms at small and 81 at medium against 3-4, inside the 250 ms SLO (`python
+# tests/bench/lab_bench.py --scale S --duration 8 --repeat 1 --no-ceiling ID`, 2026-12-01). The load
+# is a fixed rate: how much of the machine it takes depends on the machine.
+KNOWN_FINDING = "does not reproduce on a fast machine: naive p99 51 ms at small and 81 at medium, inside the SLO"
+LIVE_SCALE = "medium"
 # Seeded ids (the same on every seed): 150013 is a message of hot conversation 4 three quarters through
 # its history, 570 the 71st oldest of conversation 1 (a full page, then a last, short one), 50286 one of
 # cold conversation 1500's oldest, and 3 belongs to conversation 4, not 1 (no page).

@@ -1,6 +1,8 @@
 """Deliberately broken "fixes" are not called cured: one that answers with fewer rows (caught by
-the probes, `not_equivalent`), and one that sheds load with 503s under concurrency (its answers
-to sequential probes look right; the error budget and the goodput rule catch it, `not_cured`).
+the probes, `not_equivalent`), and one that sheds load with 503s (a rate limit below the load's
+rate: its answers to the few probes, within its burst, look right; the error budget and the
+goodput rule catch it, `not_cured`). The limit is a rate, not a cap on concurrent requests: on a
+fast machine the fixed path answers before the next request arrives, and a cap is never reached.
 
 Each replaces correlated_subquery's implementations with a file of its own, the way a student's attempt
 is run, in a real lab run on the embedded server."""
@@ -23,20 +25,23 @@ async def fixed(conn, conversation_id):
 '''
 
 SHEDS_LOAD = '''
+import time
+
 from pglab.lab.trial.service.db import Unavailable
 from pglab.lab.trial.service.paths.correlated_subquery import fixed as real_fixed, naive  # noqa: F401
 
-in_flight = [0]
+RATE, BURST = 5.0, 5.0  # a rate limit at half the load's 10 requests a second, after a short burst
+bucket = {"tokens": BURST, "at": time.monotonic()}
 
 
 async def fixed(conn, conversation_id):
-    if in_flight[0] >= 1:  # busy: refuse rather than queue
+    now = time.monotonic()
+    bucket["tokens"] = min(BURST, bucket["tokens"] + (now - bucket["at"]) * RATE)
+    bucket["at"] = now
+    if bucket["tokens"] < 1:  # over the limit: refuse rather than queue
         raise Unavailable("shedding load")
-    in_flight[0] += 1
-    try:
-        return await real_fixed(conn, conversation_id)
-    finally:
-        in_flight[0] -= 1
+    bucket["tokens"] -= 1
+    return await real_fixed(conn, conversation_id)
 '''
 
 

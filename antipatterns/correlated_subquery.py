@@ -64,7 +64,7 @@ against that table aggregated once with `GROUP BY`.
 
 from pglab.lab.check import sqlnodes as n
 from pglab.lab.check.rewrite import closing_paren, splice
-from pglab.lab.check.shape import is_aggregate
+from pglab.lab.check.shape import is_aggregate, reads_a_table
 
 CODE = "PGL002"
 CATEGORY = "query-shape"
@@ -166,6 +166,9 @@ def _walks_own_value(sub: dict, outer: dict[str, str | None]) -> bool:
                 if any(ref and ref[0] in outer for ref in references):
                     return True
     return False
+
+
+SQL_GATES = {"SelectStmt": reads_a_table}  # the walk hands SelectStmt nodes only of statements with a FROM
 
 
 def check_sql_SelectStmt(node: dict, ctx) -> None:

@@ -64,6 +64,7 @@ or sort column last. Check the plan afterwards: the `Seq Scan` becomes an `Index
 
 from pglab.lab.check import sqlnodes as n
 from pglab.lab.check.ddlorder import is_migration
+from pglab.lab.check.shape import reads_a_table
 
 CODE = "PGL001"
 CATEGORY = "indexing"
@@ -152,6 +153,9 @@ def _hot(ctx) -> bool:
     """A statement that can run often: there is a schema to judge it by, and it is not a data fix
     inside a migration script (that runs once, at deploy time)."""
     return bool(ctx.schema) and not (ctx.query.call is None and is_migration(ctx.query.path))
+
+
+SQL_GATES = {"SelectStmt": reads_a_table}  # the walk hands SelectStmt nodes only of statements with a FROM
 
 
 def check_sql_SelectStmt(node: dict, ctx) -> None:

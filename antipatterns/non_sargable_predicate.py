@@ -71,6 +71,7 @@ column already has, and takes every instant of the day, which `BETWEEN` and `23:
 """
 
 from pglab.lab.check import sqlnodes as n
+from pglab.lab.check.shape import reads_a_table
 
 CODE = "PGL006"
 CATEGORY = "indexing"
@@ -115,6 +116,9 @@ def _check(where: object, tables: dict[str, str | None], ctx) -> None:
             plain = " although the column has an index" if table.leads(reference[1]) else ""
             ctx.report(side, f"a function or cast wraps {table.name}.{reference[1]}{plain}: no index on the bare "
                              "column can serve the comparison, and no expression index matches")
+
+
+SQL_GATES = {"SelectStmt": reads_a_table}  # the walk hands SelectStmt nodes only of statements with a FROM
 
 
 def check_sql_SelectStmt(node: dict, ctx) -> None:

@@ -70,7 +70,7 @@ the foreign key too; see write_amplification).
 """
 
 from pglab.lab.check import sqlnodes as n
-from pglab.lab.check.shape import duplicate_lookup, equality_columns, unique_lookup
+from pglab.lab.check.shape import duplicate_lookup, equality_columns, reads_a_table, unique_lookup
 
 CODE = "PGL009"
 CATEGORY = "indexing"
@@ -89,6 +89,9 @@ def _covered(keys: tuple[str, ...], equal: set[str], order: list[str]) -> bool:
         if list(keys[start : start + len(order)]) == order:
             return True
     return False
+
+
+SQL_GATES = {"SelectStmt": reads_a_table}  # the walk hands SelectStmt nodes only of statements with a FROM
 
 
 def check_sql_SelectStmt(node: dict, ctx) -> None:

@@ -80,6 +80,7 @@ from pglab.lab.check.shape import (
     is_aggregate,
     keyset_hint,
     list_lookup,
+    reads_a_table,
     reads_only_system_catalogs,
     unique_lookup,
 )
@@ -95,6 +96,7 @@ OFF_IN_TEST_CODE = "a test reads back the handful of fixture rows it seeded"
 # -- static rule ------------------------------------------------------------
 
 QUERY_KINDS = frozenset({"SelectStmt"})  # check_query is called only for these statements
+QUERY_GATE = reads_a_table  # ... and only for those with a FROM
 
 
 def check_query(query, ctx) -> None:

@@ -125,15 +125,19 @@ BEGIN ISOLATION LEVEL SERIALIZABLE;
 SET default_transaction_isolation = 'serializable';
 SELECT a FROM t WHERE b ILIKE '%x' AND NOT EXISTS (SELECT 1 FROM t u WHERE u.a = t.a);
 SELECT a FROM t WHERE NOT (a > 1);
+SELECT now(), (SELECT 1) ORDER BY 1 LIMIT 5;
+SELECT $1::int ORDER BY 1;
 """
 
 
 def test_rules_skipped_by_query_kinds_and_gates_would_have_found_nothing() -> None:
-    """`QUERY_KINDS` and `SQL_GATES` only spare calls that return at once: called anyway, on the
-    statements they are spared, the hooks report nothing (and the schema rules see a real one)."""
+    """`QUERY_KINDS`, `QUERY_GATE` and `SQL_GATES` only spare calls that return at once: called
+    anyway, on the statements they are spared, the hooks report nothing (and the schema rules see a
+    real one)."""
     config = Config()
     rules = [rule for rule in load_rules(config.selected_ids()) if rule.has_hooks]
     assert any(rule.query_kinds for rule in rules) and any(rule.gates for rule in rules)
+    assert any(rule.query_gate for rule in rules)
     result = extract_sql("app.sql", STATEMENTS)
     schema = Schema()
     for query in result.queries:
@@ -146,7 +150,8 @@ def test_rules_skipped_by_query_kinds_and_gates_would_have_found_nothing() -> No
         context.query = query
         for rule in rules:
             context.rule = rule
-            if rule.query and rule.query_kinds is not None and query.kind not in rule.query_kinds:
+            if rule.query and ((rule.query_kinds is not None and query.kind not in rule.query_kinds)
+                               or (rule.query_gate is not None and not rule.query_gate(query.json))):
                 rule.query(query, context)
             for node_type, gate in rule.gates.items():
                 if not gate(query.json):

@@ -176,8 +176,9 @@ def check_file(result: FileResult, dispatch: Dispatch, context: Context) -> list
                 if budget := sum(map(query.json.count, wanted)):
                     walk_sql({query.kind: query.body}, hooks, context, budget)
             for rule, hook in dispatch.query_for(query.kind):
-                context.rule = rule
-                hook(query, context)
+                if rule.query_gate is None or not query.json or rule.query_gate(query.json):
+                    context.rule = rule
+                    hook(query, context)
         except Exception as error:  # a rule bug on odd input must not end the run
             _internal_error(result, context, error, query.position(0)[0])
     context.query = None

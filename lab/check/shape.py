@@ -10,6 +10,14 @@ from pglab.lab.check import sqlnodes as n
 from pglab.lab.check.schema import Schema
 
 
+def reads_a_table(text: str) -> bool:
+    """Whether a statement's printed tree has a FROM anywhere (a gate, `SQL_GATES`/`QUERY_GATE`):
+    `SELECT 1`, `SELECT f($1)` and `INSERT ... VALUES` read no table, so no rule about how a query
+    reads its tables can find anything in them (half the SELECTs and most INSERTs of PostgreSQL's
+    regression suite)."""
+    return '"fromClause"' in text
+
+
 def equality_columns(where: Any, tables: dict[str, str | None], *, lists: bool = False,
                      expressions: bool = False) -> dict[str, set[str]]:
     """Columns compared for equality with a value, by table. With `lists`, also columns compared

@@ -6,7 +6,8 @@ function's name says what it wants, so nothing is registered anywhere:
 - `check_sql_<NodeType>(node, ctx)`: every libpg_query node of that type (`check_sql_SelectStmt`,
   `check_sql_A_Expr`, ...), in every statement; `ctx.query` is the statement;
 - `check_query(query, ctx)`: every statement once, with its Python call (`query.call`) if any;
-  a module that names the statement types its hook reads in `QUERY_KINDS` gets only those;
+  a module that names the statement types its hook reads in `QUERY_KINDS` gets only those, and
+  one that names a `QUERY_GATE` (a test of the printed tree, as below) only statements that pass;
 - `check_py_<AstType>(node, ctx)`: every Python node of that type (`check_py_Call`, `check_py_With`);
 - `check_schema(schema, ctx)`: once per run, after the schema model is complete.
 
@@ -54,6 +55,7 @@ class Rule:
     schema: SchemaHook | None = None
     gates: dict[str, Gate] = field(default_factory=dict)  # node type -> the module's SQL_GATES test
     query_kinds: frozenset[str] | None = None  # the module's QUERY_KINDS: None is every statement
+    query_gate: Gate | None = None  # the module's QUERY_GATE: None is every statement of those kinds
 
     @property
     def has_hooks(self) -> bool:
@@ -75,6 +77,7 @@ def load_rules(ids: list[str]) -> list[Rule]:
             if name.startswith("check_") and callable(hook):
                 _attach(rule, name, hook)
         rule.gates = dict(getattr(entry.module, "SQL_GATES", {}))
+        rule.query_gate = getattr(entry.module, "QUERY_GATE", None)
         kinds = getattr(entry.module, "QUERY_KINDS", None)
         rule.query_kinds = frozenset(kinds) if kinds is not None else None
         if kinds is not None and not all(isinstance(getattr(pg, kind, None), type) for kind in kinds):

@@ -28,7 +28,7 @@ PREDICTED = ("error_rate_under_budget",)
 # bursts, which made the transactions collide): naive error rate 0 (0-0.005), within budget in 3 of 3
 # repeats (`python tests/bench/lab_bench.py --scale small --duration 8 --repeat 3 --no-ceiling`). A finding.
 # On a faster 2-core machine (AMD EPYC, 2026-12-01) one run was cured: naive error rate 0.1 (45 of
-# 50 req/s answered), fixed 0. One run is not enough to call the finding gone.
+# 50 req/s answered), fixed 0. Three more repeats then gave 0 (0-0.005), not reproduced: a finding still.
 KNOWN_FINDING = "does not reproduce with arrivals spread: the naive transactions rarely collide (error rate 0-0.5 %)"
 ENDPOINTS = ("POST /conversations/[id]/prompts",)
 PROBES = (("POST", "/conversations/4/prompts", {"user_id": 5, "body": "how many tokens is this"}),

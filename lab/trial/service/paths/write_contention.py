@@ -25,8 +25,8 @@ PREDICTED = ("p99_under_slo",)
 # Measured with requests spread over each user's period (stop 22; earlier runs sent them in lockstep
 # bursts): naive p99 140 (130-180) ms against 18, inside the SLO in 3 of 3 repeats
 # (`python tests/bench/lab_bench.py --scale small --duration 8 --repeat 3 --no-ceiling`). A finding.
-# On a faster 2-core machine (AMD EPYC, 2026-12-01), one run each: 86 ms against 14 at small, 220
-# against 15 at medium, inside the SLO.
+# On a faster 2-core machine (AMD EPYC, 2026-12-01): 86 ms against 14 at small (one run), 220 against
+# 15 at medium (one run), then 120 (52-220) against 14 (14-15) in 3 more repeats at medium, inside the SLO.
 KNOWN_FINDING = "does not reproduce with arrivals spread: naive p99 130-180 ms, inside the SLO"
 ENDPOINTS = ("POST /conversations/[id]/messages",)
 # User 920 owns conversations 1 and 1001 (seed: owner 1 + 7919 i mod users); both start at the same

@@ -57,6 +57,14 @@ def test_the_terminal_explains_what_happened(report: dict[str, Any]) -> None:
         assert f"{other['id']} ({other['side']} run)" in text.split("Also present")[1]
 
 
+def test_the_report_names_the_machine_it_was_measured_on(report: dict[str, Any]) -> None:
+    """Fixed rates overload a slow machine and barely load a fast one: a report says which it was."""
+    machine = report["machine"]
+    assert machine["cpu"] and machine["cores"] >= 1
+    assert machine["postgres_work_ms"] > 1 and machine["python_work_ms"] > 1  # a real timing of real work
+    assert f"Measured on: {machine['cpu']}, {machine['cores']} cores" in text_of(report)
+
+
 def test_the_terminal_copes_with_a_report_missing_every_optional_key(report: dict[str, Any]) -> None:
     old = {key: report[key] for key in ("id", "scale", "verdict")}
     old["naive"] = {key: value for key, value in report["naive"].items()

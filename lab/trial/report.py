@@ -19,7 +19,7 @@ from pglab.lab.core.catalogue import find_entry
 from pglab.lab.core.errors import UserError
 from pglab.lab.core.fixes import fix_blocks
 from pglab.lab.postgres.leftovers import terminate_as_interrupt
-from pglab.lab.trial import baseline, seed, verdict
+from pglab.lab.trial import baseline, machine, seed, verdict
 from pglab.lab.trial.runner import LabRun, Progress
 from pglab.lab.trial.server import enable_statement_statistics, lab_server, sweep_scratch
 from pglab.lab.trial.service import paths
@@ -73,14 +73,16 @@ def run_lab(entry_id: str, scale: str, duration: float, workers: int = 0, dsn: s
         data = seed.lab_dsn(server_dsn)
         try:
             enable_statement_statistics(data, run.footprint)
+            computer = machine.describe(data)
             naive, fixed = run.run(data, repeats)
         finally:
             if not keep:
                 notes = run.footprint.remove(data)
-    return build_report(run, naive, fixed, notes)
+    return build_report(run, naive, fixed, notes, computer)
 
 
-def build_report(run: LabRun, naive: list[Side], fixed: list[Side], notes: list[str]) -> dict[str, Any]:
+def build_report(run: LabRun, naive: list[Side], fixed: list[Side], notes: list[str],
+                 computer: dict[str, Any]) -> dict[str, Any]:
     entry_id = run.entry_id
     predicted = paths.predicted(entry_id) if entry_id in paths.available() else ()
     wrong = str(getattr(paths.module(entry_id), "NAIVE_ANSWER_WRONG", "")) if entry_id in paths.available() else ""
@@ -98,7 +100,7 @@ def build_report(run: LabRun, naive: list[Side], fixed: list[Side], notes: list[
             "repeats": len(naive), "reason": reason, "fix": fix_of(entry_id, run.overrides.get(entry_id),
                                                                            run.own_migration()),
             "lesson": find_entry(entry_id).summary, "also_present": also_present(entry_id, naive, fixed),
-            "runs": runs, "notes": notes}
+            "runs": runs, "notes": notes, "machine": computer}
 
 
 def fix_of(entry_id: str, override: Path | None = None, ddl: list[str] | None = None) -> dict[str, Any]:

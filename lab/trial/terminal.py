@@ -49,7 +49,16 @@ def explain(report: dict[str, Any], console: Console) -> None:
         console.print(f"\n[bold]Effect[/]: {escape(effect_text(effect))}" + escape(repeats_text(report)))
     _also_present(report, console)
     _errors_and_notes(naive, fixed, console)
+    if report.get("machine"):
+        console.print(f"\nMeasured on: {escape(machine_text(report['machine']))}")
     console.print(f"\nThe lesson in full: [bold]pglab explain {escape(entry_id)}[/]")
+
+
+def machine_text(machine: dict[str, Any]) -> str:
+    """The machine a report was measured on, in one line (`lab/trial/machine.py` says why)."""
+    return (f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores; fixed work took"
+            f" {_number(machine.get('postgres_work_ms'), '{:,.0f}')} ms in Postgres and"
+            f" {_number(machine.get('python_work_ms'), '{:,.0f}')} ms in Python")
 
 
 def table_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -35,6 +35,7 @@ from pglab.lab.trial.report import check_output_path, run_lab
 from pglab.lab.trial.seed import SCALES, lab_dsn, seed
 from pglab.lab.trial.server import LAB_SERVER_SETTINGS
 from pglab.lab.trial.service.process import running_service
+from pglab.lab.trial.terminal import machine_text
 
 TARGET = 10.0  # the target: the predicted metric improves at least 10x, or goes to zero
 COLUMNS = ("id", "predicted metric", "naive (min-max)", "fixed (min-max)", "naive / fixed", "target",
@@ -114,7 +115,7 @@ def main() -> None:
         if args.reports:
             Path(args.reports, f"{entry_id}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
         console.print(f"{entry_id}: {report['verdict']} ({report.get('reason', '')}); "
-                      f"{time.perf_counter() - began:.0f} s")
+                      f"{time.perf_counter() - began:.0f} s; measured on {machine_text(report['machine'])}")
     table = Table(title=f"pglab lab, {args.scale} scale, {args.duration:g} s of load per side, "
                         f"{args.repeat} repeats (medians)")
     for column in COLUMNS:

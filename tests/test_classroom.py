@@ -91,12 +91,10 @@ def test_bad_workspaces_are_one_line_errors(tmp_path: Path) -> None:
 
 
 def _grade(target: Path, tmp_path: Path, *flags: str) -> tuple[int, dict[str, object]]:
-    """Graded at the scale the exercise's path says its harm needs, unless `flags` name one."""
+    """Graded at the scale the exercise's path says its harm needs: `grade`'s default."""
     report = tmp_path / f"grade-{target.name}.json"
-    entry_id = workspace.load(target).entry_id
-    scale = () if "--scale" in flags else ("--scale", paths.live_scale(entry_id))
     result = run_pglab("lab", "grade", str(target), "--duration", GRADE_DURATION, "--json", str(report), *flags,
-                       *scale, timeout=400)
+                       timeout=400)
     assert "Traceback" not in result.stderr, result.stderr
     return result.returncode, json.loads(report.read_text())
 
@@ -117,6 +115,7 @@ def test_unchanged_fails_and_the_reference_fix_passes_with_a_gradescope_file(tmp
     gradescope = tmp_path / "results.json"
     code, solved = _grade(target, tmp_path, "--gradescope", str(gradescope))
     assert code == 0 and solved["verdict"] == "cured", solved["reason"]
+    assert solved["scale"] == paths.live_scale(CHEATED)  # grade's default: the scale the harm needs
     assert solved["exercise"]["changed_files"] == ["solution.py", "migration.sql"]
     results = json.loads(gradescope.read_text())
     assert results["score"] == results["max_score"] == 10

@@ -56,7 +56,7 @@ def add_parser(actions: Any) -> None:
                                "--workspaces); none: no fixes, to show the damage compound (default auto)")
     campaign.add_argument("--workspaces", metavar="DIR",
                           help="the manual operator's course pack (pglab lab exercise --all)")
-    laboptions.add_scale(campaign)
+    laboptions.add_scale(campaign, per_entry=False)
     campaign.add_argument("--json", metavar="FILE", help="write the scoreboard as JSON")
     campaign.add_argument("--html", metavar="FILE", help="write the campaign as one HTML file")
     laboptions.add_server(campaign)

@@ -49,12 +49,13 @@ def cmd_observe(args: argparse.Namespace) -> int:
     from pglab.lab.classroom import observe, workspace
 
     space = workspace.load(Path(args.dir))
+    scale = laboptions.scale_for(args.scale, space.entry_id)
     stderr = Console(stderr=True)
     with _progress(stderr) as update:
-        side = observe.observe(space, args.scale, args.duration, update, dsn=args.dsn, allow_write=args.allow_write,
+        side = observe.observe(space, scale, args.duration, update, dsn=args.dsn, allow_write=args.allow_write,
                                on_server=lambda dsn: stderr.print(f"the data is at {escape(dsn)} while the load runs"))
     console = Console()
-    table = Table(title=f"your code under the exercise's load ({args.scale}, {args.duration:g} s)")
+    table = Table(title=f"your code under the exercise's load ({scale}, {args.duration:g} s)")
     table.add_column("what")
     table.add_column("measured")
     for label, value in observe.symptoms(side):
@@ -83,7 +84,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
     for space in spaces:
         lab_report.validated_request(space.entry_id, args.duration, 0, args.repeat)
         with _progress(stderr) as update:
-            reports.append(grading.grade(space, args.scale, args.duration, args.repeat, update, args.dsn,
+            scale = laboptions.scale_for(args.scale, space.entry_id)
+            reports.append(grading.grade(space, scale, args.duration, args.repeat, update, args.dsn,
                                          args.allow_write))
         _print_grade(reports[-1], console)
     if args.json:

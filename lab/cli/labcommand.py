@@ -43,7 +43,7 @@ def progress_callback(progress: Progress, plain: bool) -> Callable[[str, float, 
 
 def cmd_run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
-    lab_report.validated_request(args.id, args.duration, args.workers, args.repeat)  # before anything starts
+    entry_id = lab_report.validated_request(args.id, args.duration, args.workers, args.repeat)  # before anything starts
     lab_report.check_output_path(args.json, "--json")
     lab_report.check_output_path(args.html, "--html")
     overrides = {}
@@ -56,8 +56,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     stderr = Console(stderr=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=stderr,
                         transient=True)
+    scale = laboptions.scale_for(args.scale, entry_id)
     with progress:
-        report = lab_report.run_lab(args.id, args.scale, args.duration, args.workers, args.dsn, args.allow_write,
+        report = lab_report.run_lab(entry_id, scale, args.duration, args.workers, args.dsn, args.allow_write,
                                     progress_callback(progress, not stderr.is_terminal), args.repeat, args.keep,
                                     overrides)
     if args.json:

@@ -19,7 +19,7 @@ import pytest
 from rich.console import Console
 
 from pglab.lab.postgres.testdbs import TestServer, cloned_database
-from pglab.lab.trial.htmlreport import write_html
+from pglab.lab.trial.htmlreport import render_html, write_html
 from pglab.lab.trial.report import run_lab
 from pglab.lab.trial.terminal import amount, render
 
@@ -63,6 +63,7 @@ def test_the_report_names_the_machine_it_was_measured_on(report: dict[str, Any])
     assert machine["cpu"] and machine["cores"] >= 1
     assert machine["postgres_work_ms"] > 1 and machine["python_work_ms"] > 1  # a real timing of real work
     assert f"Measured on: {machine['cpu']}, {machine['cores']} cores" in text_of(report)
+    assert f"Measured on: {machine['cpu']}, {machine['cores']} cores" in render_html(report)
 
 
 def test_the_terminal_copes_with_a_report_missing_every_optional_key(report: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ import pytest
 from test_lab_service import TINY
 
 from pglab.lab.core.errors import UserError
+from pglab.lab.trial.capacity import closed_loop_rate
 from pglab.lab.trial.loadrun import NEVER_SENT, LoadResult, percentile, profile_constants, profile_path, run_load
 from pglab.lab.trial.seed import lab_dsn, seed
 from pglab.lab.trial.service.process import running_service
@@ -133,6 +134,13 @@ def test_latency_counts_from_the_schedule_so_queueing_shows(tmp_path: Path, work
     seconds = sorted(int(second) for second, names in result.buckets.items() if "GET /slow" in names)
     late = [result.summary(second, second + 1).endpoint_p("GET /slow", 0.5) for second in seconds]
     assert late[-1] > late[0]  # the queue, hence the latency of what was answered, grows through the run
+
+
+def test_capacity_is_what_closed_loop_clients_get_answered() -> None:
+    """The sleeping server answers one request at a time in 0.1 s: 10 a second, however many ask."""
+    with local_server(HTTPServer(("127.0.0.1", 0), Sleeper)) as url:
+        rate = closed_loop_rate(f"{url}/slow", clients=5, seconds=2)
+    assert 0.8 / SERVICE_SECONDS <= rate <= 1.1 / SERVICE_SECONDS
 
 
 class Clock(BaseHTTPRequestHandler):

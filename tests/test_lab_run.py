@@ -29,6 +29,7 @@ from pglab.lab.core.catalogue import find_entry
 from pglab.lab.runtime.registry import detector_modules
 from pglab.lab.trial.baseline import lab_ids
 from pglab.lab.trial.invariants import Check
+from pglab.lab.trial.loadrun import profile_constants
 from pglab.lab.trial.service import paths
 from pglab.lab.trial.verdict import Side, judge, overall
 
@@ -158,6 +159,11 @@ def test_the_lab_cures(entry_id: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(report_path.read_text())
     assert report["scale"] == (paths.live_scale(entry_id) if module else "small")
+    if "OVERLOAD" in profile_constants(entry_id):  # offered k times the capacity measured before the run
+        load = report["load"]
+        assert load["capacity_rps"] > 0
+        assert load["offered_rps"] == pytest.approx(load["overload"] * load["capacity_rps"], abs=0.2)
+        assert report["naive"]["offered_rps"] == pytest.approx(load["offered_rps"], rel=0.1)
     assert set(report) >= REPORT_FIELDS
     for side in ("naive", "fixed"):
         assert set(report[side]) >= SIDE_FIELDS

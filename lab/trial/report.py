@@ -100,7 +100,7 @@ def build_report(run: LabRun, naive: list[Side], fixed: list[Side], notes: list[
             "repeats": len(naive), "reason": reason, "fix": fix_of(entry_id, run.overrides.get(entry_id),
                                                                            run.own_migration()),
             "lesson": find_entry(entry_id).summary, "also_present": also_present(entry_id, naive, fixed),
-            "runs": runs, "notes": notes, "machine": computer}
+            "runs": runs, "notes": notes, "machine": computer, **({"load": run.load} if run.load else {})}
 
 
 def fix_of(entry_id: str, override: Path | None = None, ddl: list[str] | None = None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from psycopg import sql
 from pglab.lab.core.catalogue import load_catalogue
 from pglab.lab.core.errors import UserError
 from pglab.lab.runtime import diagnose
-from pglab.lab.trial import baseline, invariants, probes, seed
+from pglab.lab.trial import baseline, capacity, invariants, probes, seed
 from pglab.lab.trial.loadrun import NEVER_SENT, LoadResult, Summary, profile_constants, profile_path, run_load
 from pglab.lab.trial.server import (
     Footprint,
@@ -51,6 +51,7 @@ class LabRun:
     identity: RunIdentity = field(default_factory=RunIdentity)
     footprint: Footprint = field(default_factory=Footprint)
     fixed_migration: list[str] | None = None  # in place of the entry's own `migrate` block (a student's)
+    load: dict[str, float] = field(default_factory=dict)  # an OVERLOAD profile's measured capacity and offer
 
     def run(self, dsn: str, repeats: int) -> tuple[list[Side], list[Side]]:
         """Seed and apply the baseline once; then naive, fixed, naive, fixed... each side from the
@@ -61,6 +62,7 @@ class LabRun:
         with lab_connect(dsn) as conn:
             baseline_indexes = lab_indexes(conn)
         baseline_definitions = set(index_definitions(dsn))
+        self.load = self.measure_overload(dsn)
         naive: list[Side] = []
         fixed: list[Side] = []
         for repeat in range(1, repeats + 1):
@@ -159,7 +161,23 @@ class LabRun:
                     endpoints=endpoint_figures(hold_summary))
 
     def sample(self, dsn: str) -> dict[str, Any]:
-        return load_sample(dsn, self.scale)
+        offered = {"offered_rps": self.load["offered_rps"]} if self.load else {}
+        return {**load_sample(dsn, self.scale), **offered}
+
+    def measure_overload(self, dsn: str) -> dict[str, float]:
+        """For a profile that declares OVERLOAD and CAPACITY_PROBE (`capacity`): what the naive
+        service completes flat out here, and the rate both sides are then offered."""
+        constants = profile_constants(self.entry_id)
+        overload, probe = constants.get("OVERLOAD"), constants.get("CAPACITY_PROBE")
+        if not overload or not probe:
+            return {}
+        self._say("measuring the naive service's capacity", 0, 1)
+        naive = frozenset({self.entry_id}) & frozenset(paths.available())
+        with running_service(dsn, naive, application_name=self.identity.application_name,
+                             overrides=self.overrides) as url:
+            rate = capacity.closed_loop_rate(url + str(probe))
+        end_sessions(dsn, self.identity.application_name)
+        return {"capacity_rps": round(rate, 1), "overload": float(overload), "offered_rps": round(overload * rate, 1)}
 
     def limits(self) -> invariants.Limits:
         return profile_limits(self.entry_id)

@@ -49,6 +49,11 @@ def explain(report: dict[str, Any], console: Console) -> None:
         console.print(f"\n[bold]Effect[/]: {escape(effect_text(effect))}" + escape(repeats_text(report)))
     _also_present(report, console)
     _errors_and_notes(naive, fixed, console)
+    if report.get("load"):
+        load = report["load"]
+        console.print(f"\nLoad: {load.get('overload', 0):g} x the {_number(load.get('capacity_rps'), '{:,.1f}')}"
+                      " req/s the naive service completed flat out on this machine ="
+                      f" {_number(load.get('offered_rps'), '{:,.1f}')} req/s offered to both sides")
     if report.get("machine"):
         console.print(f"\nMeasured on: {escape(machine_text(report['machine']))}")
     console.print(f"\nThe lesson in full: [bold]pglab explain {escape(entry_id)}[/]")

@@ -19,6 +19,7 @@ from conftest import embedded_only
 from pglab.lab.classroom import workspace
 from pglab.lab.classroom.studentcode import reference_migration, student_source
 from pglab.lab.core.catalogue import find_entry
+from pglab.lab.trial.loadrun import profile_constants
 from pglab.lab.trial.service import paths
 
 GRADE_DURATION = "8"
@@ -45,6 +46,15 @@ def test_every_exercise_is_written_complete_and_parses(tmp_path: Path, entry_id:
     assert workspace.load(target).changed() == []
     (target / "migration.sql").write_text("CREATE INDEX ON messages (user_id);\n")
     assert workspace.load(target).changed() == ["migration.sql"]
+
+
+def test_the_incident_states_the_load_the_exercise_runs() -> None:
+    """Users given as a profile constant are counted; a measured overload is told as one."""
+    users = profile_constants("fanout_loop")["USERS"]
+    assert f"Under {users} concurrent users" in workspace.incident("fanout_loop", mystery=False)
+    overload = profile_constants("no_load_shedding")["OVERLOAD"]
+    assert f"asking for {overload:g} times what the chat service can answer" in workspace.incident(
+        "no_load_shedding", mystery=True)
 
 
 @pytest.mark.parametrize("entry_id", workspace.exercise_ids())

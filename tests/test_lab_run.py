@@ -158,7 +158,7 @@ def test_the_lab_cures(entry_id: str, tmp_path: Path) -> None:
     result = run_pglab("lab", "run", entry_id, "--duration", LIVE_DURATION, "--json", str(report_path), timeout=400)
     assert result.returncode == 0, result.stderr
     report = json.loads(report_path.read_text())
-    assert report["scale"] == (paths.live_scale(entry_id) if module else "small")
+    assert report["scale"] == paths.live_scale(entry_id)
     if "OVERLOAD" in profile_constants(entry_id):  # offered k times the capacity measured before the run
         load = report["load"]
         assert load["capacity_rps"] > 0

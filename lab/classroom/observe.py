@@ -11,9 +11,9 @@ from typing import Any
 
 from pglab.lab.classroom.workspace import Workspace
 from pglab.lab.postgres.leftovers import terminate_as_interrupt
-from pglab.lab.trial import baseline, seed
+from pglab.lab.trial import seed
 from pglab.lab.trial.runner import LabRun, Progress
-from pglab.lab.trial.server import enable_statement_statistics, lab_server, safe_dsn, sweep_scratch
+from pglab.lab.trial.server import enable_statement_statistics, lab_server, sweep_scratch
 from pglab.lab.trial.verdict import Side
 
 
@@ -31,9 +31,7 @@ def observe(workspace: Workspace, scale: str, duration: float, progress: Progres
         data = seed.lab_dsn(server_dsn)
         try:
             enable_statement_statistics(data, run.footprint)
-            seed.seed(safe_dsn(data), run.scale, progress=lambda label, done, total: _say(
-                progress, f"seeding {scale}: {label}", done, total))
-            run.apply(data, baseline.setup(run.entry_id) + baseline.background_migrations(run.entry_id))
+            run.prepare(data)
             run.apply_own_migration(data)
             if on_server:
                 on_server(data)
@@ -57,7 +55,3 @@ def symptoms(side: Side) -> list[tuple[str, str]]:
 def _errors(errors: dict[str, Any]) -> str:
     return ", ".join(f"{count}x {kind}" for kind, count in sorted(errors.items(), key=lambda item: -item[1])[:3])
 
-
-def _say(progress: Progress | None, what: str, done: float, total: float) -> None:
-    if progress:
-        progress(what, done, total)

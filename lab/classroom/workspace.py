@@ -134,14 +134,16 @@ def incident(entry_id: str, mystery: bool) -> str:
              "budget": float(constants.get("ERROR_BUDGET", 0.01))}
     symptoms = [SYMPTOMS.get(name, f"the lab's `{name}` check fails").format(**words)
                 for name in paths.predicted(entry_id)]
-    users = _profile_users(entry_id)
+    crowd = (f"a crowd asking for {constants['OVERLOAD']:g} times what the chat service can answer"
+             if "OVERLOAD" in constants
+             else f"{_profile_users(entry_id, constants)} concurrent users of the chat service")
     title = "Incident" if mystery else f"Incident: {entry.title.lower()}"
     cause = ("Nobody knows yet why. Find the cause with `pglab diagnose`, `EXPLAIN (ANALYZE, BUFFERS)` and the "
              "service's statistics before you change anything." if mystery else
              f"The on-call engineer suspects **{entry_id}** ({entry.code}); `pglab explain {entry_id}` has the lesson.")
     return f"""# {title}
 
-Under {users} concurrent users of the chat service, {"; ".join(symptoms)}.
+Under {crowd}, {"; ".join(symptoms)}.
 
 {cause}
 
@@ -169,16 +171,19 @@ def _code_docstring(mystery: bool) -> str:
             ("" if mystery else "\n\nSee README.md for the incident."))
 
 
-def _profile_users(entry_id: str) -> int:
-    """The load's concurrent users (its `Shape.users`), read without importing Locust."""
+def _profile_users(entry_id: str, constants: dict[str, Any]) -> int:
+    """The load's concurrent users (its `Shape.users`, a number or one of the profile's constants),
+    read without importing Locust."""
     tree = ast.parse(profile_path(entry_id).read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef) and node.name == "Shape":
             for item in node.body:
-                if (isinstance(item, ast.Assign) and isinstance(item.targets[0], ast.Name)
-                        and item.targets[0].id == "users" and isinstance(item.value, ast.Constant)
-                        and isinstance(item.value.value, int)):
-                    return item.value.value
+                if isinstance(item, ast.Assign) and isinstance(item.targets[0], ast.Name) \
+                        and item.targets[0].id == "users":
+                    value = item.value.value if isinstance(item.value, ast.Constant) else \
+                        constants.get(item.value.id) if isinstance(item.value, ast.Name) else None
+                    if isinstance(value, int):
+                        return value
     return 20
 
 

@@ -21,9 +21,7 @@ def scale_for(requested: str | None, entry_id: str) -> str:
     """The scale asked for, or the entry's own (`LIVE_SCALE` in its service path)."""
     from pglab.lab.trial.service import paths
 
-    if requested:
-        return requested
-    return paths.live_scale(entry_id) if entry_id in paths.available() else "small"
+    return requested or paths.live_scale(entry_id)
 
 
 def add_server(parser: argparse.ArgumentParser) -> None:

@@ -53,16 +53,21 @@ class LabRun:
     fixed_migration: list[str] | None = None  # in place of the entry's own `migrate` block (a student's)
     load: dict[str, float] = field(default_factory=dict)  # an OVERLOAD profile's measured capacity and offer
 
-    def run(self, dsn: str, repeats: int) -> tuple[list[Side], list[Side]]:
-        """Seed and apply the baseline once; then naive, fixed, naive, fixed... each side from the
-        seeded data restored, and with the entry's own migration on the fixed side only."""
+    def prepare(self, dsn: str) -> None:
+        """Seed, apply the baseline (every other entry's fix) and, for an OVERLOAD profile,
+        measure the load to offer: what every run of this entry starts from, graded or observed."""
         seed.seed(safe_dsn(dsn), self.scale, progress=lambda label, done, total: self._say(
             f"seeding {self.scale.name}: {label}", done, total))
         self.apply(dsn, baseline.setup(self.entry_id) + baseline.background_migrations(self.entry_id))
+        self.load = self.measure_overload(dsn)
+
+    def run(self, dsn: str, repeats: int) -> tuple[list[Side], list[Side]]:
+        """Prepare once; then naive, fixed, naive, fixed... each side from the seeded data
+        restored, and with the entry's own migration on the fixed side only."""
+        self.prepare(dsn)
         with lab_connect(dsn) as conn:
             baseline_indexes = lab_indexes(conn)
         baseline_definitions = set(index_definitions(dsn))
-        self.load = self.measure_overload(dsn)
         naive: list[Side] = []
         fixed: list[Side] = []
         for repeat in range(1, repeats + 1):
@@ -98,7 +103,7 @@ class LabRun:
 
     def run_side(self, dsn: str, label: str, fixed: bool) -> Side:
         indexes = index_definitions(dsn)
-        naive_paths = frozenset() if fixed else frozenset({self.entry_id}) & frozenset(paths.available())
+        naive_paths = frozenset() if fixed else self.naive_paths()
         detections: dict[str, dict[str, Any]] = {}
         notes: list[str] = []
         detector_timeline: list[dict[str, Any]] = []
@@ -164,6 +169,10 @@ class LabRun:
         offered = {"offered_rps": self.load["offered_rps"]} if self.load else {}
         return {**load_sample(dsn, self.scale), **offered}
 
+    def naive_paths(self) -> frozenset[str]:
+        """The service's code paths to run naive on a naive side: this entry's, if it has one."""
+        return frozenset({self.entry_id}) & frozenset(paths.available())
+
     def measure_overload(self, dsn: str) -> dict[str, float]:
         """For a profile that declares OVERLOAD and CAPACITY_PROBE (`capacity`): what the naive
         service completes flat out here, and the rate both sides are then offered."""
@@ -172,8 +181,7 @@ class LabRun:
         if not overload or not probe:
             return {}
         self._say("measuring the naive service's capacity", 0, 1)
-        naive = frozenset({self.entry_id}) & frozenset(paths.available())
-        with running_service(dsn, naive, application_name=self.identity.application_name,
+        with running_service(dsn, self.naive_paths(), application_name=self.identity.application_name,
                              overrides=self.overrides) as url:
             rate = capacity.closed_loop_rate(url + str(probe))
         end_sessions(dsn, self.identity.application_name)

@@ -74,8 +74,9 @@ def probes(entry_id: str) -> tuple[Probe, ...]:
 
 
 def live_scale(entry_id: str) -> str:
-    """The scale the path says its harm needs to be seen (small unless it says otherwise)."""
-    return str(getattr(module(entry_id), "LIVE_SCALE", "small"))
+    """The scale the path says its harm needs to be seen (small unless it says otherwise, or for an
+    entry with no path)."""
+    return str(getattr(module(entry_id), "LIVE_SCALE", "small")) if entry_id in available() else "small"
 
 
 def known_verdicts(entry_id: str) -> tuple[str, ...]:

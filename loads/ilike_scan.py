@@ -12,6 +12,14 @@ from pglab.loads.shapes import WarmRampHold
 
 recorder.install()
 SLO_P99_MS = 250
+# The rate offered is measured on the machine at hand (`lab/trial/capacity.py`): half of what the
+# reference fix completes flat out when asked for CAPACITY_PROBE (searches for ten of the rare words
+# the readers search for); FALLBACK_RPS where nothing was measured (the campaign).
+CAPACITY_PROBE = (
+    "/search?q=kadelsha", "/search?q=vodelsha", "/search?q=paxdelsha", "/search?q=haldelsha", "/search?q=pridelsha",
+    "/search?q=kanusha", "/search?q=vonusha", "/search?q=paxnusha", "/search?q=halnusha", "/search?q=prinusha"
+)
+FALLBACK_RPS = 40
 
 
 class Searcher(Paced, FastHttpUser):
@@ -23,4 +31,5 @@ class Searcher(Paced, FastHttpUser):
 
 
 class Shape(WarmRampHold):
-    users = 20
+    users = sample.users_for(Searcher.rate, FALLBACK_RPS)
+    spawn_rate = float(users)  # all of them within the ramp's last tick

@@ -40,5 +40,5 @@ class Viewer(Paced, FastHttpUser):
 
 
 class Shape(WarmRampHold):
-    users = max(1, round(sample.sample().get("offered_rps", FALLBACK_RPS) / Viewer.rate))
+    users = sample.users_for(Viewer.rate, FALLBACK_RPS)
     spawn_rate = float(users)  # all of them within the ramp's last tick, however many the overload needs

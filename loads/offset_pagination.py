@@ -22,6 +22,32 @@ recorder.install()
 # Loading older history as the reader scrolls is interactive: 250 ms is the lab's usual budget for a
 # page a person waits for.
 SLO_P99_MS = 250
+# The rate offered is measured on the machine at hand (`lab/trial/capacity.py`): half of what the
+# reference fix completes flat out when asked for CAPACITY_PROBE (the hot conversations' newest
+# pages and pages a week to a month back); FALLBACK_RPS where nothing was measured (the campaign).
+CAPACITY_PROBE = (
+    "/conversations/1/scrollback", "/conversations/1/scrollback?before=2025-12-05T00:00:00.000000Z",
+    "/conversations/1/scrollback?before=2025-12-12T00:00:00.000000Z",
+    "/conversations/1/scrollback?before=2025-12-19T00:00:00.000000Z",
+    "/conversations/1/scrollback?before=2025-12-26T00:00:00.000000Z", "/conversations/2/scrollback",
+    "/conversations/2/scrollback?before=2025-12-05T00:00:00.000000Z",
+    "/conversations/2/scrollback?before=2025-12-12T00:00:00.000000Z",
+    "/conversations/2/scrollback?before=2025-12-19T00:00:00.000000Z",
+    "/conversations/2/scrollback?before=2025-12-26T00:00:00.000000Z", "/conversations/3/scrollback",
+    "/conversations/3/scrollback?before=2025-12-05T00:00:00.000000Z",
+    "/conversations/3/scrollback?before=2025-12-12T00:00:00.000000Z",
+    "/conversations/3/scrollback?before=2025-12-19T00:00:00.000000Z",
+    "/conversations/3/scrollback?before=2025-12-26T00:00:00.000000Z", "/conversations/4/scrollback",
+    "/conversations/4/scrollback?before=2025-12-05T00:00:00.000000Z",
+    "/conversations/4/scrollback?before=2025-12-12T00:00:00.000000Z",
+    "/conversations/4/scrollback?before=2025-12-19T00:00:00.000000Z",
+    "/conversations/4/scrollback?before=2025-12-26T00:00:00.000000Z", "/conversations/5/scrollback",
+    "/conversations/5/scrollback?before=2025-12-05T00:00:00.000000Z",
+    "/conversations/5/scrollback?before=2025-12-12T00:00:00.000000Z",
+    "/conversations/5/scrollback?before=2025-12-19T00:00:00.000000Z",
+    "/conversations/5/scrollback?before=2025-12-26T00:00:00.000000Z"
+)
+FALLBACK_RPS = 80
 PAGES_PER_SCROLL = 6  # pages read before the reader goes elsewhere: open, jump, then scroll back
 JUMP_DAYS = 30  # how far back a reader jumps ("last month" in a jump-to-date menu)
 NAME = "/conversations/[id]/scrollback"
@@ -62,4 +88,5 @@ class Scroller(Paced, FastHttpUser):
 
 
 class Shape(WarmRampHold):
-    users = 40
+    users = sample.users_for(Scroller.rate, FALLBACK_RPS)
+    spawn_rate = float(users)  # all of them within the ramp's last tick

@@ -50,3 +50,9 @@ def arriving_user() -> int:
         user = random.randint(1, users)
     _arrived.add(user)
     return user
+
+
+def users_for(rate: float, fallback_rps: float) -> int:
+    """How many users, each sending `rate` requests a second, offer the rate the lab measured for
+    this machine (`lab/trial/capacity.py`), or `fallback_rps` where it measured none (the campaign)."""
+    return max(1, round(sample().get("offered_rps", fallback_rps) / rate))

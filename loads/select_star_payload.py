@@ -7,12 +7,17 @@ Postgres serialises, the socket carries and the driver parses, for every row of 
 from locust import task
 from locust.contrib.fasthttp import FastHttpUser
 
-from pglab.loads import recorder
+from pglab.loads import recorder, sample
 from pglab.loads.pacing import Paced
 from pglab.loads.shapes import WarmRampHold
 
 recorder.install()
 SLO_P99_MS = 250  # a page, like the service's other reads
+# The rate offered is measured on the machine at hand (`lab/trial/capacity.py`): half of what the
+# reference fix completes flat out when asked for CAPACITY_PROBE (the feed itself); FALLBACK_RPS where
+# nothing was measured (the campaign).
+CAPACITY_PROBE = "/messages/recent"
+FALLBACK_RPS = 70
 
 
 class Reader(Paced, FastHttpUser):
@@ -24,4 +29,5 @@ class Reader(Paced, FastHttpUser):
 
 
 class Shape(WarmRampHold):
-    users = 35  # readers with the feed open: 70 req/s, a modest rate for a service's busiest read
+    users = sample.users_for(Reader.rate, FALLBACK_RPS)  # readers with the feed open
+    spawn_rate = float(users)  # all of them within the ramp's last tick

@@ -7,18 +7,20 @@ answer in chunks. They show what the load runner measures, against what a closed
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_lab_service import TINY
 
 from pglab.lab.core.errors import UserError
-from pglab.lab.trial.capacity import closed_loop_rate
+from pglab.lab.trial.capacity import closed_loop_rate, probe_requests
 from pglab.lab.trial.loadrun import NEVER_SENT, LoadResult, percentile, profile_constants, profile_path, run_load
 from pglab.lab.trial.seed import lab_dsn, seed
 from pglab.lab.trial.service.process import running_service
@@ -139,8 +141,33 @@ def test_latency_counts_from_the_schedule_so_queueing_shows(tmp_path: Path, work
 def test_capacity_is_what_closed_loop_clients_get_answered() -> None:
     """The sleeping server answers one request at a time in 0.1 s: 10 a second, however many ask."""
     with local_server(HTTPServer(("127.0.0.1", 0), Sleeper)) as url:
-        rate = closed_loop_rate(f"{url}/slow", clients=5, seconds=2)
+        rate = closed_loop_rate(url, probe_requests("/slow"), clients=5, seconds=2)
     assert 0.8 / SERVICE_SECONDS <= rate <= 1.1 / SERVICE_SECONDS
+
+
+class Writer(BaseHTTPRequestHandler):
+    """Takes a JSON write (201) and notes what it was sent."""
+
+    bodies: list[tuple[str, str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        Writer.bodies.append((self.command, self.path, body))
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_capacity_probe_can_write() -> None:
+    """A probe given as (method, path, body) sends that write, and a 201 counts as an answer."""
+    write = ("POST", "/conversations/1/messages", {"user_id": 7, "body": "hello"})
+    with local_server(ThreadingHTTPServer(("127.0.0.1", 0), Writer)) as url:
+        rate = closed_loop_rate(url, probe_requests(write), clients=2, seconds=1)
+    assert rate > 0 and Writer.bodies
+    assert all(sent == write for sent in Writer.bodies)
 
 
 class Clock(BaseHTTPRequestHandler):

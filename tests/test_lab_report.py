@@ -66,6 +66,15 @@ def test_the_report_names_the_machine_it_was_measured_on(report: dict[str, Any])
     assert f"Measured on: {machine['cpu']}, {machine['cores']} cores" in render_html(report)
 
 
+def test_the_terminal_states_the_measured_load(report: dict[str, Any]) -> None:
+    """missing_index's load is half of what its reference fix completes flat out on this machine."""
+    load = report["load"]
+    assert load["measured"] == "fixed"
+    assert (f"Load: {load['share']:g} x the {load['capacity_rps']:,.1f} req/s the reference fix completed flat out"
+            f" on this machine = {load['offered_rps']:,.1f} req/s offered to both sides") in text_of(report)
+    assert f"= {load['offered_rps']:,.1f} req/s offered to both sides" in render_html(report)
+
+
 def test_the_terminal_copes_with_a_report_missing_every_optional_key(report: dict[str, Any]) -> None:
     old = {key: report[key] for key in ("id", "scale", "verdict")}
     old["naive"] = {key: value for key, value in report["naive"].items()

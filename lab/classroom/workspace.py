@@ -22,7 +22,7 @@ import pglast
 from pglab.lab.classroom.studentcode import student_source
 from pglab.lab.core.catalogue import find_entry
 from pglab.lab.core.errors import UserError
-from pglab.lab.trial import baseline
+from pglab.lab.trial import baseline, capacity
 from pglab.lab.trial.loadrun import profile_constants, profile_path
 from pglab.lab.trial.service import paths
 
@@ -135,7 +135,9 @@ def incident(entry_id: str, mystery: bool) -> str:
     symptoms = [SYMPTOMS.get(name, f"the lab's `{name}` check fails").format(**words)
                 for name in paths.predicted(entry_id)]
     crowd = (f"a crowd asking for {constants['OVERLOAD']:g} times what the chat service can answer"
-             if "OVERLOAD" in constants
+             if "OVERLOAD" in constants else
+             f"a load that a well-written chat service carries at {capacity.FIXED_SHARE:.0%} of its capacity"
+             if "CAPACITY_PROBE" in constants
              else f"{_profile_users(entry_id, constants)} concurrent users of the chat service")
     title = "Incident" if mystery else f"Incident: {entry.title.lower()}"
     cause = ("Nobody knows yet why. Find the cause with `pglab diagnose`, `EXPLAIN (ANALYZE, BUFFERS)` and the "

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from pglab.lab.trial.terminal import effect_text, machine_text, repeats_text, table_rows
+from pglab.lab.trial.terminal import effect_text, load_text, machine_text, repeats_text, table_rows
 
 SIDES = ("naive", "fixed")
 # (row title, [(timeline field, trace label, colour)]); one row of charts each, naive | fixed
@@ -65,6 +65,7 @@ def render_html(report: dict[str, Any]) -> str:
     parts += ["<h2>Over time, naive against fixed</h2>", _charts(report),
               "<h2>Before and after (hold phase)</h2>", _table(report),
               _fix(report.get("fix") or {}), _evidence(report), _errors(report),
+              f"<p class='dim'>Load: {_e(load_text(report['load']))}</p>" if report.get("load") else "",
               f"<p class='dim'>Measured on: {_e(machine_text(report['machine']))}</p>" if report.get("machine") else "",
               f"<p class='dim'>The whole lesson: <code>pglab explain {_e(entry_id)}</code></p>"]
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"

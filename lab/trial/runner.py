@@ -51,34 +51,42 @@ class LabRun:
     identity: RunIdentity = field(default_factory=RunIdentity)
     footprint: Footprint = field(default_factory=Footprint)
     fixed_migration: list[str] | None = None  # in place of the entry's own `migrate` block (a student's)
-    load: dict[str, float] = field(default_factory=dict)  # an OVERLOAD profile's measured capacity and offer
+    load: dict[str, Any] = field(default_factory=dict)  # a measured load: the capacity and the offer
+    _baseline_indexes: set[str] = field(default_factory=set)
+    _baseline_definitions: set[str] = field(default_factory=set)
 
     def prepare(self, dsn: str) -> None:
-        """Seed, apply the baseline (every other entry's fix) and, for an OVERLOAD profile,
-        measure the load to offer: what every run of this entry starts from, graded or observed."""
+        """Seed, apply the baseline (every other entry's fix) and, for a profile with a
+        CAPACITY_PROBE, measure the load to offer: what every run of this entry starts from,
+        graded or observed."""
         seed.seed(safe_dsn(dsn), self.scale, progress=lambda label, done, total: self._say(
             f"seeding {self.scale.name}: {label}", done, total))
         self.apply(dsn, baseline.setup(self.entry_id) + baseline.background_migrations(self.entry_id))
-        self.load = self.measure_overload(dsn)
+        with lab_connect(dsn) as conn:
+            self._baseline_indexes = lab_indexes(conn)
+        self._baseline_definitions = set(index_definitions(dsn))
+        self.load = self.measure_load(dsn)
+
+    def reset(self, dsn: str) -> None:
+        """Back to what `prepare` left: the seeded data restored, the entry's own indexes (a fixed
+        side's) dropped and the baseline's put back (a fix that drops indexes)."""
+        seed.restore(safe_dsn(dsn), self.scale)
+        with lab_connect(dsn) as conn:
+            for index in lab_indexes(conn) - self._baseline_indexes:
+                conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(seed.LAB_SCHEMA, index)))
+            for definition in self._baseline_definitions - set(index_definitions(dsn)):
+                conn.execute(definition)
 
     def run(self, dsn: str, repeats: int) -> tuple[list[Side], list[Side]]:
-        """Prepare once; then naive, fixed, naive, fixed... each side from the seeded data
-        restored, and with the entry's own migration on the fixed side only."""
+        """Prepare once; then naive, fixed, naive, fixed... each side from the prepared state,
+        and with the entry's own migration on the fixed side only."""
         self.prepare(dsn)
-        with lab_connect(dsn) as conn:
-            baseline_indexes = lab_indexes(conn)
-        baseline_definitions = set(index_definitions(dsn))
         naive: list[Side] = []
         fixed: list[Side] = []
         for repeat in range(1, repeats + 1):
             for label, sides, is_fixed in (("naive", naive, False), ("fixed", fixed, True)):
                 self._say(f"{label} {repeat}/{repeats}: restoring the data", 0, 1)
-                seed.restore(safe_dsn(dsn), self.scale)
-                with lab_connect(dsn) as conn:
-                    for index in lab_indexes(conn) - baseline_indexes:  # the entry's own, from a fixed side
-                        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(seed.LAB_SCHEMA, index)))
-                    for definition in baseline_definitions - set(index_definitions(dsn)):  # a fix that drops indexes
-                        conn.execute(definition)
+                self.reset(dsn)
                 if is_fixed:
                     self.apply_own_migration(dsn)
                 sides.append(self.run_side(dsn, f"{label} {repeat}/{repeats}", fixed=is_fixed))
@@ -173,19 +181,28 @@ class LabRun:
         """The service's code paths to run naive on a naive side: this entry's, if it has one."""
         return frozenset({self.entry_id}) & frozenset(paths.available())
 
-    def measure_overload(self, dsn: str) -> dict[str, float]:
-        """For a profile that declares OVERLOAD and CAPACITY_PROBE (`capacity`): what the naive
-        service completes flat out here, and the rate both sides are then offered."""
+    def measure_load(self, dsn: str) -> dict[str, Any]:
+        """For a profile that declares CAPACITY_PROBE (`capacity`): what the naive service (with
+        OVERLOAD) or the reference fix (without) completes flat out here, and the rate both sides
+        are then offered. The reference fix, not a student's: slow code must not lower its own load."""
         constants = profile_constants(self.entry_id)
-        overload, probe = constants.get("OVERLOAD"), constants.get("CAPACITY_PROBE")
-        if not overload or not probe:
+        probe, overload = constants.get("CAPACITY_PROBE"), constants.get("OVERLOAD")
+        if not probe:
             return {}
-        self._say("measuring the naive service's capacity", 0, 1)
-        with running_service(dsn, self.naive_paths(), application_name=self.identity.application_name,
-                             overrides=self.overrides) as url:
-            rate = capacity.closed_loop_rate(url + str(probe))
+        measured = "naive" if overload else "fixed"
+        self._say(f"measuring the {measured} service's capacity", 0, 1)
+        if not overload:
+            self.apply(dsn, baseline.migration(self.entry_id))
+        with running_service(dsn, self.naive_paths() if overload else frozenset(),
+                             application_name=self.identity.application_name,
+                             overrides=self.overrides if overload else {}) as url:
+            rate = capacity.closed_loop_rate(url, capacity.probe_requests(probe))
         end_sessions(dsn, self.identity.application_name)
-        return {"capacity_rps": round(rate, 1), "overload": float(overload), "offered_rps": round(overload * rate, 1)}
+        if not overload:
+            self.reset(dsn)
+        factor = float(overload or capacity.FIXED_SHARE)
+        return {"capacity_rps": round(rate, 1), "measured": measured,
+                ("overload" if overload else "share"): factor, "offered_rps": round(factor * rate, 1)}
 
     def limits(self) -> invariants.Limits:
         return profile_limits(self.entry_id)

@@ -50,10 +50,7 @@ def explain(report: dict[str, Any], console: Console) -> None:
     _also_present(report, console)
     _errors_and_notes(naive, fixed, console)
     if report.get("load"):
-        load = report["load"]
-        console.print(f"\nLoad: {load.get('overload', 0):g} x the {_number(load.get('capacity_rps'), '{:,.1f}')}"
-                      " req/s the naive service completed flat out on this machine ="
-                      f" {_number(load.get('offered_rps'), '{:,.1f}')} req/s offered to both sides")
+        console.print(f"\nLoad: {escape(load_text(report['load']))}")
     if report.get("machine"):
         console.print(f"\nMeasured on: {escape(machine_text(report['machine']))}")
     console.print(f"\nThe lesson in full: [bold]pglab explain {escape(entry_id)}[/]")
@@ -255,3 +252,11 @@ def _check(check: dict[str, Any] | None) -> str:
 
 def _fixes(side: Side) -> str:
     return ", ".join(side.get("fixes_in_effect") or []) or "none"
+
+
+def load_text(load: dict[str, Any]) -> str:
+    """A measured load in words: the factor, what it multiplied and what both sides were offered."""
+    factor = load.get("overload", load.get("share", 0))
+    whose = "the naive service" if "overload" in load else "the reference fix"
+    return (f"{factor:g} x the {_number(load.get('capacity_rps'), '{:,.1f}')} req/s {whose} completed flat out"
+            f" on this machine = {_number(load.get('offered_rps'), '{:,.1f}')} req/s offered to both sides")

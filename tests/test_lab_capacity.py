@@ -1,0 +1,31 @@
+"""The load measured on the machine at hand: a profile with a CAPACITY_PROBE and no OVERLOAD is
+offered half of what the entry's reference fix completes flat out, and measuring it leaves no trace
+of the fix for the naive side to run on."""
+
+from __future__ import annotations
+
+import pytest
+from test_lab_service import TINY
+
+from pglab.lab.trial import baseline, capacity
+from pglab.lab.trial.loadrun import profile_constants
+from pglab.lab.trial.runner import LabRun, apply_statements, index_definitions
+from pglab.lab.trial.seed import lab_dsn
+
+ENTRY = "missing_index"  # its reference fix is an index: what must be gone after the measurement
+
+
+def test_the_load_is_a_share_of_the_reference_fix_capacity(pg_dsn: str) -> None:
+    constants = profile_constants(ENTRY)
+    assert "CAPACITY_PROBE" in constants and "OVERLOAD" not in constants
+    dsn = lab_dsn(pg_dsn)
+    run = LabRun(ENTRY, TINY, duration=8)
+    run.prepare(dsn)
+    load = run.load
+    assert load["measured"] == "fixed" and load["share"] == capacity.FIXED_SHARE
+    assert load["capacity_rps"] > 0
+    assert load["offered_rps"] == pytest.approx(capacity.FIXED_SHARE * load["capacity_rps"], abs=0.1)
+    assert run.sample(dsn)["offered_rps"] == load["offered_rps"]  # what the profile reads
+    prepared = set(index_definitions(dsn))
+    apply_statements(dsn, baseline.migration(ENTRY), run.footprint)
+    assert set(index_definitions(dsn)) - prepared, "the reference fix's index was left behind by the measurement"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import psycopg
 
-from pglab.lab.trial import baseline
+from pglab.lab.trial import baseline, labschema
 from pglab.lab.trial.runner import LabRun, index_definitions
 from pglab.lab.trial.seed import Scale, lab_dsn, seed
 
@@ -35,3 +35,19 @@ def test_the_naive_side_of_missing_index_lacks_its_whole_fix_and_has_every_other
         for statement in baseline.migration("missing_index"):
             conn.execute(statement)
     assert any(MESSAGES_INDEX in definition for definition in index_definitions(lab_dsn(pg_dsn)))
+
+
+def test_a_fixed_side_leaves_nothing_behind_for_the_next_naive_side(pg_dsn: str) -> None:
+    """count_per_request's fix is a table kept by triggers: measuring the fix's capacity (prepare)
+    and a fixed side both add them, and the naive side after must run without them."""
+    dsn = lab_dsn(pg_dsn)
+    run = LabRun("count_per_request", TINY, 5.0)
+    run.prepare(dsn)  # seeds, and measures the load on the reference fix, then takes the fix away
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        prepared = labschema.objects(conn)
+        run.apply_own_migration(dsn)
+        after_fix = labschema.objects(conn)
+        assert "pglab_lab.unread_deltas" in after_fix["TABLE"] - prepared["TABLE"]
+        assert len(after_fix["TRIGGER"] - prepared["TRIGGER"]) == 3 and after_fix["ROUTINE"] - prepared["ROUTINE"]
+        run.reset(dsn)
+        assert labschema.objects(conn) == prepared

@@ -21,7 +21,7 @@ from psycopg import sql
 from pglab.lab.core.catalogue import load_catalogue
 from pglab.lab.core.errors import UserError
 from pglab.lab.runtime import diagnose
-from pglab.lab.trial import baseline, capacity, invariants, probes, seed
+from pglab.lab.trial import baseline, capacity, invariants, labschema, probes, seed
 from pglab.lab.trial.loadrun import NEVER_SENT, LoadResult, Summary, profile_constants, profile_path, run_load
 from pglab.lab.trial.server import (
     Footprint,
@@ -52,7 +52,7 @@ class LabRun:
     footprint: Footprint = field(default_factory=Footprint)
     fixed_migration: list[str] | None = None  # in place of the entry's own `migrate` block (a student's)
     load: dict[str, Any] = field(default_factory=dict)  # a measured load: the capacity and the offer
-    _baseline_indexes: set[str] = field(default_factory=set)
+    _baseline_objects: labschema.Objects = field(default_factory=dict)
     _baseline_definitions: set[str] = field(default_factory=set)
 
     def prepare(self, dsn: str) -> None:
@@ -63,18 +63,19 @@ class LabRun:
             f"seeding {self.scale.name}: {label}", done, total))
         self.apply(dsn, baseline.setup(self.entry_id) + baseline.background_migrations(self.entry_id))
         with lab_connect(dsn) as conn:
-            self._baseline_indexes = lab_indexes(conn)
-        self._baseline_definitions = set(index_definitions(dsn))
+            self._baseline_objects = labschema.objects(conn)
+            self._baseline_definitions = set(labschema.index_definitions(conn))
         self.load = self.measure_load(dsn)
 
     def reset(self, dsn: str) -> None:
-        """Back to what `prepare` left: the seeded data restored, the entry's own indexes (a fixed
-        side's) dropped and the baseline's put back (a fix that drops indexes)."""
+        """Back to what `prepare` left: what a fixed side added to the schema (indexes, tables,
+        triggers, functions) dropped, the seeded data restored and the baseline's indexes put back
+        (a fix that drops indexes)."""
+        with lab_connect(dsn) as conn:
+            labschema.drop_added(conn, self._baseline_objects)
         seed.restore(safe_dsn(dsn), self.scale)
         with lab_connect(dsn) as conn:
-            for index in lab_indexes(conn) - self._baseline_indexes:
-                conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(seed.LAB_SCHEMA, index)))
-            for definition in self._baseline_definitions - set(index_definitions(dsn)):
+            for definition in self._baseline_definitions - set(labschema.index_definitions(conn)):
                 conn.execute(definition)
 
     def run(self, dsn: str, repeats: int) -> tuple[list[Side], list[Side]]:
@@ -254,16 +255,9 @@ def hold_checks(load: LoadResult, lost: int, idle: float, refused: int, limits: 
     return checks
 
 
-def lab_indexes(conn: Any) -> set[str]:
-    rows = conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (seed.LAB_SCHEMA,)).fetchall()
-    return {row[0] for row in rows}
-
-
 def index_definitions(dsn: str) -> list[str]:
     with lab_connect(dsn) as conn:
-        rows = conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = %s ORDER BY indexname",
-                            (seed.LAB_SCHEMA,)).fetchall()
-    return [row[0] for row in rows]
+        return labschema.index_definitions(conn)
 
 
 def predicted_p99(summary: Summary, names: tuple[str, ...]) -> float:

@@ -73,7 +73,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def add_parser(commands: Any) -> None:
     lab = commands.add_parser("lab", help="show an anti-pattern hurting a service under load, then cured")
     actions = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
-    run = actions.add_parser("run", help="naive and fixed runs (repeated ABAB), verdict")
+    run = actions.add_parser(
+        "run", help="naive and fixed runs (repeated ABAB), verdict",
+        description="Seed the chat service's data, run the entry's naive code path under its Locust load, "
+                    "apply the reference fix, run again, and judge. Most profiles' load is measured on this "
+                    "machine before the first repeat: half of what the reference fix completes flat out "
+                    "(a few seconds); the report states it.")
     run.add_argument("id", metavar="ID", help="an anti-pattern id (or code) with a load profile")
     laboptions.add_scale(run)
     run.add_argument("--duration", type=float, default=30.0, help="seconds of load per side (default 30)")

@@ -44,4 +44,3 @@ class PageView(Paced, FastHttpUser):
 
 class Shape(WarmRampHold):
     users = sample.users_for(PageView.rate, FALLBACK_RPS)
-    spawn_rate = float(users)  # all of them within the ramp's last tick

@@ -32,4 +32,3 @@ class Searcher(Paced, FastHttpUser):
 
 class Shape(WarmRampHold):
     users = sample.users_for(Searcher.rate, FALLBACK_RPS)
-    spawn_rate = float(users)  # all of them within the ramp's last tick

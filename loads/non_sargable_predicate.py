@@ -41,4 +41,3 @@ class Viewer(Paced, FastHttpUser):
 
 class Shape(WarmRampHold):
     users = sample.users_for(Viewer.rate, FALLBACK_RPS)
-    spawn_rate = float(users)  # all of them within the ramp's last tick

@@ -30,4 +30,3 @@ class Agent(Paced, FastHttpUser):
 
 class Shape(WarmRampHold):
     users = sample.users_for(Agent.rate, FALLBACK_RPS)  # agents, each with the inbox open
-    spawn_rate = float(users)  # all of them within the ramp's last tick

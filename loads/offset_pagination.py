@@ -89,4 +89,3 @@ class Scroller(Paced, FastHttpUser):
 
 class Shape(WarmRampHold):
     users = sample.users_for(Scroller.rate, FALLBACK_RPS)
-    spawn_rate = float(users)  # all of them within the ramp's last tick

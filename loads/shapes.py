@@ -26,7 +26,7 @@ def duration() -> float:
 class WarmRampHold(LoadTestShape):
     abstract: ClassVar[bool] = True
     users: ClassVar[int] = 20  # users during the hold; profiles override it
-    spawn_rate: ClassVar[float] = 50.0
+    spawn_rate: ClassVar[float] = 50.0  # users a second at least; never fewer than the hold's users
 
     def phases(self) -> list[dict[str, float | str]]:
         total = duration()
@@ -37,16 +37,17 @@ class WarmRampHold(LoadTestShape):
 
     def tick(self) -> tuple[int, float] | None:
         now = self.get_run_time()
+        rate = max(self.spawn_rate, float(self.users))  # the ramp's last tick can bring in all of them
         warmup, ramp, hold = self.phases()
         if now >= float(hold["end"]):
             return None
         low = max(1, self.users // 10)
         if now < float(warmup["end"]):
-            return low, self.spawn_rate
+            return low, rate
         if now < float(ramp["end"]):
             # The ramp's last tick brings every user in: a tick later would leave up to a second of
             # the hold short of users, and its offered rate short by as much.
             reaches_all = max(float(ramp["end"]) - TICK_SECONDS, float(ramp["start"]) + 1e-3)
             progress = min(1.0, (now - float(ramp["start"])) / (reaches_all - float(ramp["start"])))
-            return low + math.ceil((self.users - low) * progress), self.spawn_rate
-        return self.users, self.spawn_rate
+            return low + math.ceil((self.users - low) * progress), rate
+        return self.users, rate

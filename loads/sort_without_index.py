@@ -36,4 +36,3 @@ class Connector(Paced, FastHttpUser):
 
 class Shape(WarmRampHold):
     users = sample.users_for(Connector.rate, FALLBACK_RPS)
-    spawn_rate = float(users)  # all of them within the ramp's last tick

@@ -39,4 +39,3 @@ class Reader(Paced, FastHttpUser):
 
 class Shape(WarmRampHold):
     users = sample.users_for(Reader.rate, FALLBACK_RPS)
-    spawn_rate = float(users)  # all of them within the ramp's last tick

@@ -38,18 +38,19 @@ Objects = dict[str, set[str]]
 
 def objects(conn: Any) -> Objects:
     """Every object of the lab schema, by kind."""
-    return {kind: {row[0] for row in conn.execute(query, {"schema": seed.LAB_SCHEMA})}
-            for kind, query in OBJECTS.items()}
+    return {kind: _named(conn, kind) for kind in OBJECTS}
 
 
-def drop_added(conn: Any, before: Objects) -> list[str]:
-    """Drop what is in the lab schema now and was not `before`; returns what was dropped."""
-    dropped = []
+def drop_added(conn: Any, before: Objects) -> None:
+    """Drop what is in the lab schema now and was not `before`, kind by kind in OBJECTS' order
+    (dropping a table takes its triggers and indexes along, so each kind is listed when its turn comes)."""
     for kind in OBJECTS:
-        for name in sorted(objects(conn)[kind] - before.get(kind, set())):
+        for name in sorted(_named(conn, kind) - before.get(kind, set())):
             conn.execute(sql.SQL("DROP {} IF EXISTS {}").format(sql.SQL(kind), sql.SQL(name)))
-            dropped.append(f"{kind.lower()} {name}")
-    return dropped
+
+
+def _named(conn: Any, kind: str) -> set[str]:
+    return {row[0] for row in conn.execute(OBJECTS[kind], {"schema": seed.LAB_SCHEMA})}
 
 
 def index_definitions(conn: Any) -> list[str]:

@@ -32,6 +32,7 @@ def observe(workspace: Workspace, scale: str, duration: float, progress: Progres
         try:
             enable_statement_statistics(data, run.footprint)
             run.prepare(data)
+            run.reset(data)
             run.apply_own_migration(data)
             if on_server:
                 on_server(data)

@@ -58,7 +58,7 @@ class LabRun:
     def prepare(self, dsn: str) -> None:
         """Seed, apply the baseline (every other entry's fix) and, for a profile with a
         CAPACITY_PROBE, measure the load to offer: what every run of this entry starts from,
-        graded or observed."""
+        graded or observed, each side after a `reset` (the probe leaves its fix and its writes)."""
         seed.seed(safe_dsn(dsn), self.scale, progress=lambda label, done, total: self._say(
             f"seeding {self.scale.name}: {label}", done, total))
         self.apply(dsn, baseline.setup(self.entry_id) + baseline.background_migrations(self.entry_id))
@@ -185,7 +185,8 @@ class LabRun:
     def measure_load(self, dsn: str) -> dict[str, Any]:
         """For a profile that declares CAPACITY_PROBE (`capacity`): what the naive service (with
         OVERLOAD) or the reference fix (without) completes flat out here, and the rate both sides
-        are then offered. The reference fix, not a student's: slow code must not lower its own load."""
+        are then offered. The reference fix, not a student's: slow code must not lower its own load.
+        The fix and what the probe wrote stay: every side starts with a `reset`."""
         constants = profile_constants(self.entry_id)
         probe, overload = constants.get("CAPACITY_PROBE"), constants.get("OVERLOAD")
         if not probe:
@@ -197,10 +198,13 @@ class LabRun:
         with running_service(dsn, self.naive_paths() if overload else frozenset(),
                              application_name=self.identity.application_name,
                              overrides=self.overrides if overload else {}) as url:
-            rate = capacity.closed_loop_rate(url, capacity.probe_requests(probe))
+            requests = capacity.probe_requests(probe)
+            rate = capacity.closed_loop_rate(url, requests)
         end_sessions(dsn, self.identity.application_name)
-        if not overload:
-            self.reset(dsn)
+        if rate <= 0:  # offered as a share of nothing, the load would be a single user
+            asked = ", ".join(sorted({f"{method} {path}" for method, path, _ in requests}))
+            raise UserError(f"the {measured} service answered none of its capacity probe's requests ({asked})"
+                            f" in {capacity.SECONDS:g} s, so the load to offer cannot be measured")
         factor = float(overload or capacity.FIXED_SHARE)
         return {"capacity_rps": round(rate, 1), "measured": measured,
                 ("overload" if overload else "share"): factor, "offered_rps": round(factor * rate, 1)}

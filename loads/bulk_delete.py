@@ -1,7 +1,8 @@
 """bulk_delete: the nightly retention job runs while users clear their notification badges.
 
 The job (one scheduler, one run) keeps RETENTION_DAYS of notifications: it comes once, at the
-start of the hold, and purges about half of the table. Meanwhile users come online in proportion
+start of the hold, on the day it is switched on, and purges most of the table (the path seeds a
+year of history that was never purged). Meanwhile users come online in proportion
 to their activity, each once, and "mark all as read": their unread notifications include a few
 old ones that the job is deleting, so they wait for the job's row locks.
 """

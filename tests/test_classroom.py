@@ -50,8 +50,8 @@ def test_every_exercise_is_written_complete_and_parses(tmp_path: Path, entry_id:
 
 def test_the_incident_states_the_load_the_exercise_runs() -> None:
     """Users given as a profile constant are counted; a measured overload or share is told as one."""
-    users = profile_constants("fanout_loop")["USERS"]
-    assert f"Under {users} concurrent users" in workspace.incident("fanout_loop", mystery=False)
+    users = profile_constants("write_amplification")["USERS"]
+    assert f"Under {users} concurrent users" in workspace.incident("write_amplification", mystery=False)
     overload = profile_constants("no_load_shedding")["OVERLOAD"]
     assert f"asking for {overload:g} times what the chat service can answer" in workspace.incident(
         "no_load_shedding", mystery=True)

@@ -8,8 +8,10 @@ import pytest
 from pglab.lab.core.errors import UserError
 from pglab.lab.trial import invariants
 from pglab.lab.trial.seed import (
+    EPOCH,
     HOT_SHARE,
     LAB_SCHEMA,
+    NOTIFICATION_DAYS,
     SCALES,
     SYSTEM_EVERY,
     Scale,
@@ -111,6 +113,28 @@ def test_restore_puts_back_deleted_notifications_and_undoes_reads_and_new_rows(p
     with psycopg.connect(lab_dsn(pg_dsn), autocommit=True) as conn:
         assert conn.execute(NOTIFICATIONS_DIGEST).fetchone() == seeded
         assert invariants.lost_updates(conn) == 0
+
+
+def test_a_backlog_is_older_history_by_the_same_law_and_restored_like_the_rest(pg_dsn: str) -> None:
+    scale = BUSY.with_backlog(NOTIFICATION_DAYS)  # as much history again, before the seeded days
+    assert scale.notification_backlog == BUSY.notifications
+    seed(pg_dsn, scale)
+    with psycopg.connect(lab_dsn(pg_dsn), autocommit=True) as conn:
+        count, span, busiest_share, unread = conn.execute(
+            "SELECT count(*), extract(day FROM max(created_at) - min(created_at)),"
+            " avg((user_id = 1)::int), avg((read_at IS NULL)::int)"
+            " FROM notifications WHERE id > %s", (BUSY.notifications,)).fetchone()  # type: ignore[misc]
+        older = conn.execute("SELECT (SELECT max(created_at) FROM notifications WHERE id > %(n)s) < min(created_at)"
+                             " FROM notifications WHERE id <= %(n)s", {"n": BUSY.notifications}).fetchone()
+        seeded = conn.execute(NOTIFICATIONS_DIGEST).fetchone()
+        conn.execute("DELETE FROM notifications WHERE created_at < %(epoch)s::timestamptz - interval '30 days'",
+                     {"epoch": EPOCH})  # the retention job, switched on at last
+        conn.execute("INSERT INTO notifications (user_id, kind) VALUES (1, 'announcement')")
+    assert count == BUSY.notifications and span == NOTIFICATION_DAYS - 1 and older == (True,)
+    assert busiest_share > 0.1 and 0 < unread < 0.05  # the same skew; old, so read but for stragglers
+    restore(pg_dsn, scale)
+    with psycopg.connect(lab_dsn(pg_dsn), autocommit=True) as conn:
+        assert conn.execute(NOTIFICATIONS_DIGEST).fetchone() == seeded
 
 
 def test_seeding_is_deterministic(pg_dsn: str) -> None:

@@ -55,6 +55,9 @@ class LabRun:
     _baseline_objects: labschema.Objects = field(default_factory=dict)
     _baseline_definitions: set[str] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        self.scale = paths.data_scale(self.entry_id, self.scale)
+
     def prepare(self, dsn: str) -> None:
         """Seed, apply the baseline (every other entry's fix) and, for a profile with a
         CAPACITY_PROBE, measure the load to offer: what every run of this entry starts from,

@@ -14,7 +14,8 @@ NOTIFICATION_DAYS before EPOCH, oldest first by id; each user last read theirs s
 the recent ones are unread (busy users have hundreds to thousands unread) and the old ones read.
 Every tenth one (id % 10 = 0) is a `system` notification about no message: its `message_id` is
 NULL, as real data has. They are computed from their id alone, without random(), so `restore`
-can put back the ones a run deleted.
+can put back the ones a run deleted. A scale may add a backlog: older notifications, by the same
+law, of a table that nothing ever purged (ids after the others, dates before them).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
@@ -60,6 +61,16 @@ class Scale:
     hot_conversations: int
     messages: int
     notifications: int
+    notification_backlog: int = 0  # more, older than NOTIFICATION_DAYS (`with_backlog`)
+
+    @property
+    def all_notifications(self) -> int:
+        return self.notifications + self.notification_backlog
+
+    def with_backlog(self, days: float) -> Scale:
+        """This scale with `days` more of notification history before the seeded NOTIFICATION_DAYS,
+        at the same rate a day: the table a product has when its retention was never switched on."""
+        return replace(self, notification_backlog=round(self.notifications * days / NOTIFICATION_DAYS))
 
 
 SCALES = {
@@ -159,7 +170,7 @@ def _steps(scale: Scale) -> list[tuple[str, int, Callable[[psycopg.Connection[An
         ("conversations", scale.conversations, lambda c, a, b: _insert_conversations(c, scale, a, b)),
         ("members", scale.conversations, lambda c, a, b: _insert_members(c, scale, a, b)),
         ("messages", scale.messages, lambda c, a, b: _insert_messages(c, scale, a, b)),
-        ("notifications", scale.notifications, lambda c, a, b: _insert_notifications(c, scale, a, b)),
+        ("notifications", scale.all_notifications, lambda c, a, b: _insert_notifications(c, scale, a, b)),
     ]
 
 
@@ -206,13 +217,15 @@ def _insert_messages(conn: psycopg.Connection[Any], scale: Scale, first: int, la
 # One notification per id `i` of `n` (users `u`, messages `m`), from `i` alone (no random()):
 # - user: `floor((u + 1) ^ h)` for `h` the fractional part of i times the golden ratio (evenly
 #   spread over [0, 1)): a Zipf-like skew where user 1 gets ln 2 / ln(u + 1) of all rows;
-# - created_at: NOTIFICATION_DAYS before EPOCH for i = 1, up to EPOCH, in id order;
+# - created_at: NOTIFICATION_DAYS before EPOCH for i = 1, up to EPOCH, in id order (position
+#   `i - shift`: a backlog's ids come after the others, its shifted positions before 1, older);
 # - kind: `system` (no message, message_id NULL) for every SYSTEM_EVERY-th id, else a mention, a
 #   reply or a reaction to a message;
 # - read_at: user k last read their notifications 1 + (37 k mod LAST_READ_DAYS) days before
 #   EPOCH; the ones since are unread, and so is one older straggler in STRAGGLER_EVERY; the others
 #   were read a few hours after they came (and by that last read).
-_NOTIFICATION_CREATED = "%(epoch)s::timestamptz - (%(n)s - i) * (%(days)s * interval '1 day') / %(n)s"
+_NOTIFICATION_CREATED = ("%(epoch)s::timestamptz - (%(n)s - (i - %(shift)s)) * (%(days)s * interval '1 day')"
+                         " / %(n)s")
 _NOTIFICATION_USER = ("least(%(u)s, floor(power(%(u)s + 1.0::float8,"
                       " (i * 0.6180339887498949 - floor(i * 0.6180339887498949))::float8))::bigint)")
 _NOTIFICATION_SQL = (
@@ -229,22 +242,26 @@ _NOTIFICATION_READ_AT = (
     f" ELSE least({_LAST_READ}, created_at + (1 + {{i}} %% 48) * interval '1 hour') END")
 
 
-def _notification_parameters(scale: Scale, first: int, last: int) -> dict[str, Any]:
+def _notification_parameters(scale: Scale, first: int, last: int, shift: int = 0) -> dict[str, Any]:
     return {"u": scale.users, "m": scale.messages, "n": scale.notifications, "epoch": EPOCH,
             "days": NOTIFICATION_DAYS, "last_read_days": LAST_READ_DAYS, "straggler": STRAGGLER_EVERY,
-            "system": SYSTEM_EVERY, "first": first, "last": last}
+            "system": SYSTEM_EVERY, "first": first, "last": last, "shift": shift}
 
 
 def _insert_notifications(conn: psycopg.Connection[Any], scale: Scale, first: int, last: int,
                           missing_only: bool = False) -> None:
     """Notifications `first`..`last` as `_NOTIFICATION_SQL` makes them; with `missing_only`, only
-    those a run deleted."""
+    those a run deleted. Ids past `scale.notifications` are the backlog, dated before id 1."""
     read_at = _NOTIFICATION_READ_AT.format(i="i")
-    conn.execute(
-        "INSERT INTO notifications (id, user_id, message_id, kind, read_at, created_at) "
-        + _NOTIFICATION_SQL.format(read_at=read_at)
-        + (" ON CONFLICT (id) DO NOTHING" if missing_only else ""),
-        _notification_parameters(scale, first, last))
+    statement = ("INSERT INTO notifications (id, user_id, message_id, kind, read_at, created_at) "
+                 + _NOTIFICATION_SQL.format(read_at=read_at)
+                 + (" ON CONFLICT (id) DO NOTHING" if missing_only else ""))
+    seeded = scale.notifications
+    if first <= seeded:
+        conn.execute(statement, _notification_parameters(scale, first, min(last, seeded)))
+    if last > seeded:
+        conn.execute(statement, _notification_parameters(scale, max(first, seeded + 1), last,
+                                                         shift=scale.all_notifications))
 
 
 def _reset_read_at(conn: psycopg.Connection[Any], scale: Scale) -> None:
@@ -276,12 +293,12 @@ def restore(dsn: str, scale: Scale, schema: str = LAB_SCHEMA) -> None:
     again (and its indexes stay), so each side of a lab run starts alike."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("SET search_path = {}, public").format(sql.Identifier(schema)))
-        conn.execute("DELETE FROM notifications WHERE id > %s", (scale.notifications,))
+        conn.execute("DELETE FROM notifications WHERE id > %s", (scale.all_notifications,))
         conn.execute("DELETE FROM messages WHERE id > %s", (scale.messages,))
         row = conn.execute("SELECT count(*) FROM notifications").fetchone()
-        if row and row[0] < scale.notifications:  # a retention job deleted seeded ones: put them back
+        if row and row[0] < scale.all_notifications:  # a retention job deleted seeded ones: put them back
             _skip_foreign_key_checks(conn)
-            _insert_notifications(conn, scale, 1, scale.notifications, missing_only=True)
+            _insert_notifications(conn, scale, 1, scale.all_notifications, missing_only=True)
         _reset_read_at(conn, scale)
         conn.execute("UPDATE conversations SET updated_at = %(epoch)s::timestamptz WHERE id <= %(n)s"
                      " AND updated_at <> %(epoch)s::timestamptz", {"epoch": EPOCH, "n": scale.conversations})

@@ -17,7 +17,9 @@ Each module is what a student gets in the classroom, so it stays small and reada
 - `LIVE_SCALE` (with its reason), only where the harm needs more data than the small scale holds:
   the live test runs the entry at that scale; `KNOWN_FINDING` (and `KNOWN_VERDICT`, one verdict or
   a tuple of them), only where a measured run does not show what the catalogue predicts: the live
-  test then expects that verdict.
+  test then expects that verdict;
+- `NOTIFICATION_BACKLOG_DAYS`, only where the harm needs a table that was never purged: the run
+  seeds that much more notification history, older than the rest (`seed.Scale.with_backlog`).
 
 Adding an anti-pattern to the service is adding a module here, never editing a list.
 """
@@ -77,6 +79,13 @@ def live_scale(entry_id: str) -> str:
     """The scale the path says its harm needs to be seen (small unless it says otherwise, or for an
     entry with no path)."""
     return str(getattr(module(entry_id), "LIVE_SCALE", "small")) if entry_id in available() else "small"
+
+
+def data_scale(entry_id: str, scale: Any) -> Any:
+    """The seed.Scale a run of this entry fills: `scale`, with the notification history its path
+    asks for (`NOTIFICATION_BACKLOG_DAYS`) when its harm needs a table that was never purged."""
+    days = getattr(module(entry_id), "NOTIFICATION_BACKLOG_DAYS", 0) if entry_id in available() else 0
+    return scale.with_backlog(days) if days else scale
 
 
 def known_verdicts(entry_id: str) -> tuple[str, ...]:

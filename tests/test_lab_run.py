@@ -3,7 +3,9 @@ catalogue cured live under the lab's rules (isolation, predicted harm, same work
 entry whose path declares a measured KNOWN_FINDING xfails with it when its verdict is the one the
 finding explains (KNOWN_VERDICT, by default not_reproduced), and fails on any other. Those runs
 can only confirm a finding the benchmark already measures, so they are in the load tier
-(`pytest -m load`): the default tier's time goes to the entries it can show cured.
+(`pytest -m load`): the default tier's time goes to the entries it can show cured. So are the runs
+that seed more than the small scale (a LIVE_SCALE, a notification backlog): they take half as long
+again, and with them the default tier's embedded pass reached 25 minutes.
 
 The live runs use pglab's own embedded server (a deliberately small max_connections, and
 pg_stat_statements preloaded for the detectors), so they run in the embedded pass only.
@@ -30,6 +32,7 @@ from pglab.lab.runtime.registry import detector_modules
 from pglab.lab.trial.baseline import lab_ids
 from pglab.lab.trial.invariants import Check
 from pglab.lab.trial.loadrun import profile_constants
+from pglab.lab.trial.seed import get_scale
 from pglab.lab.trial.service import paths
 from pglab.lab.trial.verdict import Side, judge, overall
 
@@ -141,13 +144,18 @@ def test_a_signal_stops_service_locust_and_postgres_and_leaves_no_scratch(stop_s
     assert not any(path.exists() for path in scratch)
 
 
-def _known_finding(entry_id: str) -> bool:
-    return entry_id in paths.available() and hasattr(paths.module(entry_id), "KNOWN_FINDING")
+def _in_load_tier(entry_id: str) -> bool:
+    """A known finding, or a run that seeds more than the small scale (50-60 s against 30-40)."""
+    if entry_id not in paths.available():
+        return False
+    small = get_scale("small")
+    return (hasattr(paths.module(entry_id), "KNOWN_FINDING") or paths.live_scale(entry_id) != "small"
+            or paths.data_scale(entry_id, small) != small)
 
 
 @embedded_only("needs pg_stat_statements preloaded and a small max_connections")
 @pytest.mark.parametrize("entry_id", [
-    pytest.param(entry_id, marks=[pytest.mark.load] if _known_finding(entry_id) else []) for entry_id in lab_ids()])
+    pytest.param(entry_id, marks=[pytest.mark.load] if _in_load_tier(entry_id) else []) for entry_id in lab_ids()])
 def test_the_lab_cures(entry_id: str, tmp_path: Path) -> None:
     if entry_id not in detector_modules() and not hasattr(find_entry(entry_id).module, "RUNTIME_INVARIANT"):
         pytest.xfail(f"no runtime detector for {entry_id} yet: its verdict cannot be `cured`")

@@ -85,6 +85,14 @@ FIX_HINT = "replace OFFSET with keyset pagination: WHERE (created_at, id) < ($2,
 LARGE_OFFSET = 1000  # a constant OFFSET below this is a fixed, cheap skip (a "top 10 after the first 20")
 
 
+def _has_offset(text: str) -> bool:
+    """Whether a statement's printed tree has an OFFSET anywhere (most SELECTs have none)."""
+    return '"limitOffset"' in text
+
+
+SQL_GATES = {"SelectStmt": _has_offset}  # the walk hands SelectStmt nodes only of statements with an OFFSET
+
+
 def check_sql_SelectStmt(node: dict, ctx) -> None:
     offset = node.get("limitOffset")
     if not offset:

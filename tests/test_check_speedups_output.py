@@ -62,13 +62,19 @@ def test_a_walk_with_a_budget_calls_the_hooks_a_full_walk_calls() -> None:
     assert {node_type for node_type, _ in seen} == set(types)
 
 
-def test_files_shared_out_as_the_work_goes_give_the_answers_of_one_process() -> None:
+def _forty_files(seed: int) -> tuple[Config, Dispatch, list[tuple[str, str]]]:
+    """The rules' dispatch, and 40 files of 1-30 statements drawn from SQL."""
     config = Config()
     dispatch = Dispatch.of([rule for rule in load_rules(config.selected_ids()) if rule.has_hooks])
-    rng = random.Random(3)
+    rng = random.Random(seed)
     statements = [line for line in SQL.splitlines() if line]
     items = [(f"f{index:02d}.sql", "\n".join(rng.choice(statements) for _ in range(rng.randrange(1, 30))))
              for index in range(40)]
+    return config, dispatch, items
+
+
+def test_files_shared_out_as_the_work_goes_give_the_answers_of_one_process() -> None:
+    config, dispatch, items = _forty_files(3)
     alone = Worker(config, dispatch)
     expected = alone.extract(items)
     shards = Shards(Worker(config, dispatch), 3)
@@ -78,6 +84,36 @@ def test_files_shared_out_as_the_work_goes_give_the_answers_of_one_process() -> 
         assert shared == expected
         schema = Schema()
         assert sorted(shards.check(schema, []).items()) == sorted(alone.check(schema, []).items())
+    finally:
+        shards.close()
+
+
+def test_a_worker_out_of_work_checks_files_this_process_has_not_started() -> None:
+    config, dispatch, items = _forty_files(5)
+    alone = Worker(config, dispatch)
+    alone.extract(items)
+    shards = Shards(Worker(config, dispatch), 2)
+    local_check, hand_over = shards.local.check, shards._hand_over
+    handed: list[list[int]] = []
+
+    def late_check(schema: Schema, more: list[tuple[str, str]], between: Any = None) -> Any:
+        first = [True]
+
+        def waiting(todo: Any) -> None:  # this process is slow: the worker is done first
+            if first:
+                first.clear()
+                assert shards.remote[0][1].poll(30)
+            between(todo)
+
+        return local_check(schema, more, waiting)
+
+    shards.local.check = late_check  # type: ignore[method-assign]
+    shards._hand_over = lambda todo: handed.append(hand_over(todo)) or handed[-1]  # type: ignore[method-assign]
+    try:
+        shards.extract(items)
+        schema = Schema()
+        assert sorted(shards.check(schema, []).items()) == sorted(alone.check(schema, []).items())
+        assert handed and handed[0]  # some files were handed over, and checked the same
     finally:
         shards.close()
 

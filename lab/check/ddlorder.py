@@ -55,21 +55,20 @@ def _created(statements: list[Statement]) -> set[str]:
     return {n.relation_name(body.get("relation", {})) for kind, body, *_ in statements if kind == "CreateStmt"}
 
 
-def _needed(statements: list[Statement]) -> set[str]:
-    own = _created(statements)
+def _needed(statements: list[Statement], own: set[str]) -> set[str]:
     needs = {n.relation_name(body.get("relation", {})) for kind, body, *_ in statements if kind in _NEEDS}
     return {name for name in needs if name and name not in own}
 
 
-def _creators(kept: list[tuple[str, list[Statement]]]) -> dict[str, int]:
-    """The file that defines each table. When several do (a full schema dump beside the migrations
-    that led to it), the one creating the most tables wins, the later on a tie: it is the schema
-    as it stands, and the others' CREATEs of the same table are history."""
-    sizes = [len(_created(ddl)) for _, ddl in kept]
+def _creators(created: list[set[str]]) -> dict[str, int]:
+    """The file that defines each table (`created`: the tables each file creates). When several
+    do (a full schema dump beside the migrations that led to it), the one creating the most
+    tables wins, the later on a tie: it is the schema as it stands, and the others' CREATEs of
+    the same table are history."""
     creator: dict[str, int] = {}
-    for index, (_, ddl) in enumerate(kept):
-        for name in _created(ddl):
-            if name not in creator or sizes[index] >= sizes[creator[name]]:
+    for index, names in enumerate(created):
+        for name in names:
+            if name not in creator or len(names) >= len(created[creator[name]]):
                 creator[name] = index
     return creator
 
@@ -120,9 +119,14 @@ def ordered(files: list[tuple[str, list[Statement]]]) -> list[tuple[str, list[St
     kept = alembic_chain(sorted(((path, ddl) for path, ddl in files
                                  if ddl and not is_teardown(path, ddl) and not is_test_module(path)),
                                 key=lambda item: natural_key(item[0])))
-    creator = _creators(kept)
-    waits_for = [{creator[name] for name in _needed(ddl) | _created(ddl) if name in creator} - {index}
-                 for index, (_, ddl) in enumerate(kept)]
+    created = [_created(ddl) for _, ddl in kept]  # once per file: a large schema has thousands of tables
+    creator = _creators(created)
+    waits_for = [{creator[name] for name in _needed(ddl, own) | own if name in creator} - {index}
+                 for index, ((_, ddl), own) in enumerate(zip(kept, created, strict=True))]
+    dependents: list[list[int]] = [[] for _ in kept]  # who waits for each file, so a file done wakes only them
+    for other, needs in enumerate(waits_for):
+        for index in needs:
+            dependents[index].append(other)
     done: set[int] = set()
     ready = [index for index, needs in enumerate(waits_for) if not needs]
     heapq.heapify(ready)
@@ -135,7 +139,8 @@ def ordered(files: list[tuple[str, list[Statement]]]) -> list[tuple[str, list[St
             continue
         done.add(index)
         result.append(kept[index])
-        for other, needs in enumerate(waits_for):
+        for other in dependents[index]:
+            needs = waits_for[other]
             if other not in done and index in needs:
                 needs.discard(index)
                 if not needs:

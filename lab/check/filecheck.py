@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ast
 import codecs
+import contextlib
 import re
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pglab.lab.check import sqlnodes
@@ -114,6 +116,7 @@ class Worker:
         self.dispatch = dispatch
         self.parsed: dict[str, FileResult] = {}
         self.texts: dict[str, str] = {}
+        self.prepared: set[str] = set()  # files whose trees `prepare` has decoded
 
     def extract(self, items: Iterable[tuple[str, str]]) -> dict[str, tuple[int, Ddl, list[Diagnostic]]]:
         """Pass 1: path -> (statements, DDL, diagnostics) of each file (`items` may be handed
@@ -125,17 +128,40 @@ class Worker:
             out[path] = (result.statements, ddl_of(result), result.diagnostics)
         return out
 
-    def check(self, schema: Schema, items: list[tuple[str, str]]
+    def check(self, schema: Schema, items: list[tuple[str, str]],
+              between: Callable[[deque[tuple[str, str]]], None] | None = None
               ) -> dict[str, tuple[list[RawFinding], list[Diagnostic]]]:
         """Pass 2: the files this worker extracted, and `items` (files whose cached findings were
-        computed against another schema), each to (findings, diagnostics)."""
+        computed against another schema, or that another process extracted), each to (findings,
+        diagnostics). `between`, called after each file with the files left, may take some of
+        them away (`shards` hands them to a process that ran out of work)."""
         context = Context(schema, self.config)
-        context.texts = {**self.texts, **dict(items)}
+        todo = deque([*self.texts.items(), *items])
+        context.texts = dict(todo)
+        self.texts = {}
         out = {}
-        for path, text in [*self.texts.items(), *items]:
+        while todo:
+            path, text = todo.popleft()
             result = self.parsed.pop(path, None) or extract(path, text)
             out[path] = (check_file(result, self.dispatch, context), result.diagnostics)
+            if between is not None:
+                between(todo)
         return out
+
+    def prepare(self, interrupted: Callable[[], bool]) -> None:
+        """While idle between the passes (the engine is building the schema), decode the trees
+        pass 2 will walk (what `check_file` decodes: it depends on the text, not the schema), a
+        file at a time until `interrupted()`. A statement whose decoding fails is left for pass
+        2, which reports it as it would have."""
+        for path in [path for path in self.parsed if path not in self.prepared]:
+            self.prepared.add(path)
+            for query in self.parsed[path].queries:
+                text = query.json
+                with contextlib.suppress(Exception):  # a gate or a decoding that fails is pass 2's to report
+                    if text and query.tree is None and sum(map(text.count, self.dispatch.plan(query.kind, text)[1])):
+                        query.body  # noqa: B018 -- decoded and kept on the query
+            if interrupted():
+                return
 
 
 def extract(path: str, text: str) -> FileResult:
@@ -166,19 +192,20 @@ def check_file(result: FileResult, dispatch: Dispatch, context: Context) -> list
     for query in result.queries:
         context.query = query
         try:
-            # the printed tree says which hooks can find anything in it (`Dispatch.sql_for`) and
+            # the printed tree says which hooks can find anything in it (`Dispatch.plan`) and
             # how many of their nodes it holds: none (DROP, SET, most DDL: two in five statements
             # of a migration-heavy corpus) means no walk, and the walk stops once it has met them
-            if not query.json:
+            text = query.json
+            if not text:
                 walk_sql({query.kind: query.body}, dispatch.sql, context)
+                queries = dispatch.query_for(query.kind)
             else:
-                hooks, wanted = dispatch.sql_for(query.json)
-                if budget := sum(map(query.json.count, wanted)):
+                hooks, wanted, queries = dispatch.plan(query.kind, text)
+                if budget := sum(map(text.count, wanted)):
                     walk_sql({query.kind: query.body}, hooks, context, budget)
-            for rule, hook in dispatch.query_for(query.kind):
-                if rule.query_gate is None or not query.json or rule.query_gate(query.json):
-                    context.rule = rule
-                    hook(query, context)
+            for rule, hook in queries:
+                context.rule = rule
+                hook(query, context)
         except Exception as error:  # a rule bug on odd input must not end the run
             _internal_error(result, context, error, query.position(0)[0])
     context.query = None

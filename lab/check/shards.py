@@ -4,9 +4,11 @@ The files are shared out between this process and forked workers, a few at a tim
 process gets through its part. A worker keeps what it parsed between the two passes (a parse tree
 is far costlier to send than to keep), so the engine talks to it in two rounds: "extract these"
 (answer: each file's DDL), as often as there are files left, then "check against this schema"
-(answer: each file's findings). Forking after the rules are loaded means the workers import and
-discover nothing; what travels through the pipes is pglab's own results, between pglab's own
-processes.
+(answer: each file's findings), and "check these too" for a worker done before the engine (files
+the engine extracted and has not started, parsed again there). While it waits between the two,
+a worker decodes the trees its pass 2 will walk, so the time the engine spends building the schema
+is not lost. Forking after the rules are loaded means the workers import and discover nothing;
+what travels through the pipes is pglab's own results, between pglab's own processes.
 """
 
 from __future__ import annotations
@@ -45,10 +47,12 @@ class Shards:
         self.local = worker
         self.count = count
         self.remote: list[tuple[Any, Connection]] = []
+        self.numbers: dict[str, int] = {}  # path -> its number among the files of pass 1
 
     def _start(self, items: Items) -> None:
         import multiprocessing  # only when there is work to share: it costs start-up time
 
+        self.numbers = {path: number for number, (path, _) in enumerate(items)}
         context = multiprocessing.get_context("fork")
         for _ in range(self.count - 1):
             mine, theirs = context.Pipe()
@@ -81,7 +85,8 @@ class Shards:
                 yield items[queue.popleft()]
 
         out.update(self.local.extract(mine()))
-        while any(pending.values()):
+        while any(pending.values()):  # the last answers: meanwhile, get this process's pass 2 ready
+            self.local.prepare(lambda: any(connection.poll() for connection, count in pending.items() if count))
             self._collect(pending, queue, items, batch, out, wait=True)
         return {path: out[path] for path, _ in items}  # in file order, whoever parsed what
 
@@ -98,13 +103,42 @@ class Shards:
             pending[connection] += _send_batch(connection, queue, items, size) - 1
 
     def check(self, schema: Schema, items: Items) -> dict[str, Any]:
+        """Pass 2: each process checks the files it extracted (and a share of `items`). How long
+        that takes is not known in advance, so a worker that is done before this process gets
+        some of the files this one has not started (it parses them again: their trees are here)."""
         shares = _balance(items, len(self.remote) + 1)
+        pending = {}  # connection -> requests not yet answered
         for (_, connection), share in zip(self.remote, shares[1:], strict=True):
             connection.send(("check", schema, share))
-        out = self.local.check(schema, shares[0])
-        for _, connection in self.remote:
+            pending[connection] = 1
+        out: dict[str, Any] = {}
+
+        def between(todo: deque[tuple[str, str]]) -> None:
+            for connection in [connection for connection, count in pending.items() if count and connection.poll()]:
+                out.update(_receive(connection))
+                pending[connection] -= 1
+                if given := self._hand_over(todo):
+                    connection.send(("recheck", given))
+                    pending[connection] += 1
+
+        out.update(self.local.check(schema, shares[0], between))
+        while any(pending.values()):
+            connection = _wait_any([connection for connection, count in pending.items() if count])
             out.update(_receive(connection))
+            pending[connection] -= 1
         return out
+
+    def _hand_over(self, todo: deque[tuple[str, str]]) -> list[int]:
+        """Take from the end of `todo` (the smallest files: they were extracted biggest first)
+        the numbers of files of pass 1 for an idle worker: about two fifths of what is left, since
+        it parses them again before checking them."""
+        budget = sum(len(text) for _, text in todo) * 2 // 5
+        given: list[int] = []
+        while todo and todo[-1][0] in self.numbers and len(todo[-1][1]) <= budget:
+            path, text = todo.pop()
+            given.append(self.numbers[path])
+            budget -= len(text)
+        return given
 
     def close(self) -> None:
         for process, connection in self.remote:
@@ -167,8 +201,11 @@ def _serve(worker: Worker, connection: Connection, items: Items) -> None:
     import signal  # here, not at the top: a run too small to share out does not pay for its import
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    schema = None
     while True:
         try:
+            if not connection.poll():  # idle: the engine is between the passes, or busy itself
+                worker.prepare(connection.poll)
             request = connection.recv()
         except EOFError:
             return
@@ -176,7 +213,10 @@ def _serve(worker: Worker, connection: Connection, items: Items) -> None:
             if request[0] == "extract":
                 connection.send(("ok", worker.extract([items[index] for index in request[1]])))
             elif request[0] == "check":
-                connection.send(("ok", worker.check(request[1], request[2])))
+                schema = request[1]
+                connection.send(("ok", worker.check(schema, request[2])))
+            elif request[0] == "recheck":  # files the engine had extracted, handed over
+                connection.send(("ok", worker.check(schema, [items[index] for index in request[1]])))
             else:
                 return
         except Exception as error:  # a bug: the parent reports it as one line

@@ -110,6 +110,7 @@ def _attach(rule: Rule, name: str, hook: Any) -> None:
 
 
 SqlHooks = dict[str, list[tuple[Rule, SqlHook]]]
+Plan = tuple[SqlHooks, list[str], list[tuple[Rule, QueryHook]]]  # see `Dispatch.plan`
 
 
 @dataclass
@@ -120,9 +121,12 @@ class Dispatch:
     py: dict[str, list[tuple[Rule, PyHook]]] = field(default_factory=dict)
     query: list[tuple[Rule, QueryHook]] = field(default_factory=list)
     gates: list[tuple[Rule, str, Gate]] = field(default_factory=list)
+    # every distinct gate function (SQL_GATES and QUERY_GATE), each asked once per statement
+    tests: list[Gate] = field(default_factory=list)
     # which gates are open -> the SQL hooks to call and the texts that count their nodes
     _chosen: dict[tuple[bool, ...], tuple[SqlHooks, list[str]]] = field(default_factory=dict, repr=False)
     _by_kind: dict[str, list[tuple[Rule, QueryHook]]] = field(default_factory=dict, repr=False)
+    _plans: dict[tuple[str, tuple[bool, ...]], Plan] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, rules: list[Rule]) -> Dispatch:
@@ -135,6 +139,8 @@ class Dispatch:
             if rule.query:
                 dispatch.query.append((rule, rule.query))
             dispatch.gates += [(rule, node_type, gate) for node_type, gate in rule.gates.items()]
+        gates = [gate for _, _, gate in dispatch.gates] + [rule.query_gate for rule in rules if rule.query_gate]
+        dispatch.tests = list({id(gate): gate for gate in gates}.values())
         return dispatch
 
     def query_for(self, kind: str) -> list[tuple[Rule, QueryHook]]:
@@ -146,11 +152,27 @@ class Dispatch:
                                            if rule.query_kinds is None or kind in rule.query_kinds]
         return hooks
 
-    def sql_for(self, text: str) -> tuple[SqlHooks, list[str]]:
-        """The SQL hooks worth calling on a statement whose printed tree is `text` (those whose
-        gate it passes, and the ungated), and the texts (`"NodeType":`) that count their nodes
-        in it. A handful of gates make a handful of combinations: each is worked out once."""
-        key = tuple(gate(text) for _, _, gate in self.gates)
+    def plan(self, kind: str, text: str) -> Plan:
+        """What to do with a statement of type `kind` whose printed tree is `text`: the SQL hooks
+        to walk it for and the texts that count their nodes, and the `check_query`
+        hooks whose kinds and gates let it through (`query_for`, `QUERY_GATE`).
+
+        Several rules share a gate (four ask `reads_a_table`): each distinct gate is asked once
+        here, and the answer for a type and a set of open gates is worked out once per run."""
+        opened = tuple([test(text) for test in self.tests])
+        plan = self._plans.get((kind, opened))
+        if plan is None:
+            answers = {id(test): answer for test, answer in zip(self.tests, opened, strict=True)}
+            hooks, wanted = self._sql_hooks(tuple(answers[id(gate)] for _, _, gate in self.gates))
+            queries = [(rule, hook) for rule, hook in self.query_for(kind)
+                       if rule.query_gate is None or answers[id(rule.query_gate)]]
+            plan = self._plans[(kind, opened)] = (hooks, wanted, queries)
+        return plan
+
+    def _sql_hooks(self, key: tuple[bool, ...]) -> tuple[SqlHooks, list[str]]:
+        """The SQL hooks worth calling on a statement whose gates answered `key` (those whose gate
+        it passes, and the ungated), and the texts (`"NodeType":`) that count their nodes in it. A
+        handful of gates make a handful of combinations: each is worked out once."""
         chosen = self._chosen.get(key)
         if chosen is None:
             closed = {(id(rule), node_type) for (rule, node_type, _), open_ in zip(self.gates, key, strict=True)

@@ -48,6 +48,16 @@ def test_every_exercise_is_written_complete_and_parses(tmp_path: Path, entry_id:
     assert workspace.load(target).changed() == ["migration.sql"]
 
 
+@pytest.mark.parametrize("entry_id", workspace.exercise_ids())
+def test_every_reference_solution_loads_as_a_students_file(tmp_path: Path, entry_id: str) -> None:
+    """The reference fix in the student's shape loads the way the service loads a student's file,
+    with every module-level name it uses (a limiter's `MIN_LIMIT, MAX_LIMIT = 4, 10` among them)."""
+    solution = tmp_path / "solution.py"
+    solution.write_text(student_source(entry_id, "The reference solution.", "fixed"))
+    loaded = paths.load_file(entry_id, solution)
+    assert loaded.fixed is loaded.handler and loaded.naive is paths.module(entry_id).naive
+
+
 def test_the_incident_states_the_load_the_exercise_runs() -> None:
     """Users given as a profile constant are counted; a measured overload or share is told as one."""
     users = profile_constants("write_amplification")["USERS"]
@@ -179,5 +189,7 @@ def test_every_exercise_fails_unchanged_and_passes_with_the_reference_fix(tmp_pa
     code, solved = _grade(target, tmp_path)
     finding = getattr(module, "KNOWN_FINDING", None)
     if finding and solved["verdict"] in paths.known_verdicts(entry_id):
+        # a finding is about the harm's size: the reference fix must have run (its detector quiet)
+        assert entry_id not in solved["fixed"]["detections"], solved["reason"]
         pytest.xfail(f"{entry_id}: {finding} ({solved['reason']})")
     assert solved["verdict"] == "cured", solved["reason"]

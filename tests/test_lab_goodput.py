@@ -124,6 +124,16 @@ def test_the_limit_grows_while_answers_are_fast_and_backs_off_when_slow() -> Non
     assert shed
 
 
+def test_the_limit_grows_by_one_per_limits_worth_of_answers_in_time() -> None:
+    """Additive increase per round trip, as TCP's: one place per `limit` answers in time, not one
+    per answer (which pinned the limit at its ceiling whatever the latency)."""
+    limit = no_load_shedding.AdaptiveLimit(initial=4, floor=1, ceiling=20)
+    for _ in range(4):  # four answers in time, the limit in use
+        limit.in_flight = 4
+        limit._done(no_load_shedding.LATENCY_TARGET_S / 10, True)
+    assert 4.8 < limit.limit < 5.0
+
+
 def test_a_waiter_cancelled_after_it_was_handed_a_place_gives_it_back() -> None:
     async def scenario() -> int:
         limit = no_load_shedding.AdaptiveLimit(initial=1, floor=1, ceiling=1)

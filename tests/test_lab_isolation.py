@@ -52,3 +52,19 @@ def test_a_fixed_side_leaves_nothing_behind_for_the_next_naive_side(pg_dsn: str)
         assert len(after_fix["TRIGGER"] - prepared["TRIGGER"]) == 3 and after_fix["ROUTINE"] - prepared["ROUTINE"]
         run.reset(dsn)
         assert labschema.objects(conn) == prepared
+
+
+def test_the_baseline_builds_the_same_indexes_as_the_fixes_as_written(pg_dsn: str) -> None:
+    """The baseline builds the fixes' indexes in one pass (nothing runs yet): the same indexes as the
+    migrations applied as written, CONCURRENTLY and all."""
+    rebuilt = _baseline_indexes(pg_dsn, "missing_index")
+    seed(pg_dsn, TINY)
+    written = [statement for other in baseline.lab_ids() if other != "missing_index"
+               for statement in baseline.migration(other)]
+    assert any("CONCURRENTLY" in statement for statement in written)
+    assert not any("CONCURRENTLY" in statement and "CREATE" in statement
+                   for statement in baseline.background_migrations("missing_index"))
+    with psycopg.connect(lab_dsn(pg_dsn), autocommit=True) as conn:
+        for statement in dict.fromkeys(written):
+            conn.execute(statement)
+    assert sorted(rebuilt) == sorted(index_definitions(lab_dsn(pg_dsn)))

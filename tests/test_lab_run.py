@@ -181,8 +181,10 @@ def test_the_lab_cures(entry_id: str, tmp_path: Path) -> None:
     assert set(report["naive"]["fixes_in_effect"]) == set(lab_ids()) - {entry_id}  # every other fix, both sides
     if finding and report["verdict"] in paths.known_verdicts(entry_id):
         # A finding is about the harm's size: the anti-pattern itself must still have happened (a
-        # load whose naive side never ran the path, say, would pass for one).
+        # load whose naive side never ran the path, say, would pass for one), and its fix must have
+        # run (a reference solution that failed to load would too).
         assert entry_id in report["naive"]["detections"], f"the naive side's detector stayed quiet\n{result.stdout}"
+        assert entry_id not in report["fixed"]["detections"], f"the fix did not run: detector fired\n{result.stdout}"
         pytest.xfail(f"{entry_id}: {finding} ({report['reason']})")  # the path's own measured finding
     assert report["verdict"] == "cured", f"{report['reason']}\n{result.stdout}"
     assert report["equivalent"] is True and report["repeats"] == 1

@@ -34,9 +34,9 @@ def student_source(entry_id: str, docstring: str, implementation: str = "naive")
         sql = paths.statements(f"{paths.__name__}.{entry_id}", implementation)
         parts.append("SQL = (\n" + "".join(f'    """\n{text}\n""",\n' for text in sql) + ")")
     for node in tree.body:
-        name = _name(node)
-        if name in keep:
-            parts.append(_segment(source, node, name, implementation))
+        kept = [name for name in _names(node) if name in keep]
+        if kept:
+            parts.append(_segment(source, node, kept[0], implementation))
     return "\n\n\n".join(part for part in parts if part) + "\n"
 
 
@@ -65,18 +65,19 @@ def _is_import(node: ast.stmt) -> bool:
     return isinstance(node, ast.Import)
 
 
-def _name(node: ast.stmt) -> str | None:
+def _names(node: ast.stmt) -> list[str]:
+    """The names a top-level statement defines: a function's or class's, or every name an
+    assignment binds (`MIN_LIMIT, MAX_LIMIT = 4, 10` binds two)."""
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-        return node.name
-    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-        return node.targets[0].id
-    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-        return node.target.id
-    return None
+        return [node.name]
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+    bound = [element for target in targets
+             for element in (target.elts if isinstance(target, ast.Tuple | ast.List) else [target])]
+    return [name.id for name in bound if isinstance(name, ast.Name)]
 
 
 def _top_level(tree: ast.Module) -> dict[str, ast.stmt]:
-    return {name: node for node in tree.body if (name := _name(node))}
+    return {name: node for node in tree.body for name in _names(node)}
 
 
 def _needed(definitions: dict[str, ast.stmt], root: str) -> set[str]:

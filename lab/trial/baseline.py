@@ -8,6 +8,7 @@ from importlib import resources
 
 import pglast
 from pglast.parser import fingerprint
+from pglast.stream import RawStream
 
 from pglab.lab.core.catalogue import load_catalogue
 from pglab.lab.core.fixes import fix_blocks
@@ -41,7 +42,20 @@ def background_migrations(entry_id: str) -> list[str]:
     for other in lab_ids():
         if other != entry_id:
             statements += [s for s in migration(other) if fingerprint(s) not in own and s not in statements]
-    return statements
+    return [built_at_once(statement) for statement in statements]
+
+
+def built_at_once(statement: str) -> str:
+    """An index a fix builds CONCURRENTLY, built in one pass: the baseline is applied before any
+    traffic, when a concurrent build only costs its second table scan and its waits (the trigram
+    index at the small scale: 3 s against 1.5, in every run but its own entry's). The index is the
+    same; the fixed side's own migration still runs as written."""
+    (raw,) = pglast.parse_sql(statement)
+    node = raw.stmt
+    if not (isinstance(node, pglast.ast.IndexStmt) and node.concurrent):
+        return statement
+    node.concurrent = False
+    return str(RawStream()(node))
 
 
 def fixes_in_effect(entry_id: str, fixed: bool) -> list[str]:

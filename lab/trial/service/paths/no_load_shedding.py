@@ -62,15 +62,16 @@ PREDICTED = ("goodput_within_slo", "p99_under_slo")
 # cause, not measured apart: the sides share 2 cores with Locust and the service, and answering the
 # shed excess (a third of the offered load) costs CPU the database would have used.
 # Stop 25 (2026-12-02), a machine about twice as slow (the report costs 23-27 ms of database CPU, not
-# 12; capacity 52-86 req/s): 11 runs of this fix (`python tests/bench/shedding_bench.py`-style
-# single repeats, the fixed side overridden by a copy of itself) gave the fixed side's goodput as
-# 57-100 % of the run's capacity, 6 of them above 80 %. That cost is not the 503s': a sampler of
-# /proc showed the service at 0.15 of a core and Locust at 0.1 on both sides. A trace of the limiter
+# 12; capacity 52-86 req/s): 11 single repeats of this fix (`pglab lab run no_load_shedding --duration
+# 8`, and the same sides run with `--override no_load_shedding=FILE`, FILE a copy of this path) gave
+# the fixed side's goodput as 57-100 % of the run's capacity, 6 of them above 80 %. That cost is not
+# the 503s': a sampler of /proc showed the service at 0.14-0.19 of a core and Locust at 0.05-0.11 on
+# both sides, Postgres at 1.65-1.78 on the fixed side against 1.75-1.87 on the naive one. A trace of the limiter
 # every 10 ms showed why the database had less to do: the limit averaged 6-7, the requests in
 # flight 5, and in a quarter of the samples a place was free with no request waiting, while 40 a
-# second were shed at other moments (arrivals come in clumps). With 5 queries in flight instead
-# of the naive side's 10 the database's backends, each in its own scheduling group (PostgreSQL
-# starts them in their own session), get a smaller share of the 2 cores. Neither a longer wait
+# second were shed at other moments (arrivals come in clumps). Likely, not measured apart: with 5
+# queries in flight instead of the naive side's 10, the database's backends, each in its own
+# scheduling group (PostgreSQL starts them in their own session), get a smaller share of 2 cores. Neither a longer wait
 # for a place (80 ms: 65-81 %, and the p99 over the SLO, 280-320 ms), nor serving the newest
 # waiter first (LIFO, 25 and 80 ms: 72-97 %) stayed above 80 % in every run; nor did the service
 # at a higher CPU priority (63-80 %). The capacity probe itself measured 57-94 req/s where the naive

@@ -143,6 +143,25 @@ def test_version_comes_from_the_package_metadata() -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, f"pglab {version('pglab')}\n", "")
 
 
+VERSION_IMPORTS = """
+import sys
+from pglab.lab.cli import main
+try:
+    main(["--version"])
+except SystemExit as stop:
+    print(" ".join(sorted(sys.modules)), stop.code, file=sys.stderr)
+"""
+
+
+def test_version_imports_no_command() -> None:
+    """`pglab --version` is what scripts and bug reports run first: it cost a second when it
+    built every command's parser (the lab's imports: psycopg, plotly)."""
+    result = subprocess.run([sys.executable, "-c", VERSION_IMPORTS], capture_output=True, text=True, timeout=60)
+    *modules, code = result.stderr.split()
+    assert code == "0" and result.stdout.startswith("pglab "), result.stderr[-2000:]
+    assert not [name for name in modules if name.startswith(("psycopg", "plotly", "pglab.lab.cli."))]
+
+
 LIGHT = """
 import sys
 from pglab.lab.cli import main

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from pglab.lab.core.errors import UserError
 from pglab.lab.trial import invariants
@@ -168,3 +172,31 @@ def test_the_fixes_own_tables_and_functions_are_known() -> None:
     tables, functions = fix_objects()
     assert not set(tables) & {"users", "messages", "notifications"}
     assert all(name.isidentifier() for name in (*tables, *functions))
+
+
+def _digests(dsn: str, schema: str) -> list[tuple[int, int]]:
+    with psycopg.connect(lab_dsn(dsn, schema), autocommit=True) as conn:
+        return [conn.execute(f"SELECT count(*), sum(hashtext(t::text)::bigint) FROM {table} t").fetchone()  # type: ignore[misc]
+                for table in ("messages", "notifications")]
+
+
+def test_a_role_that_must_check_foreign_keys_seeds_the_same_rows(pg_dsn: str) -> None:
+    """A superuser fills notifications on a second connection while the first fills messages
+    (foreign keys unchecked); a role that may not skip the checks fills them after the messages,
+    on one connection. Both get the same rows."""
+    seed(pg_dsn, BUSY)
+    name = f"pglab_seed_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+            sql.Identifier(conn.info.dbname), sql.Identifier(name)))
+    plain = make_conninfo(pg_dsn, user=name)
+    try:
+        with psycopg.connect(plain, autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SET session_replication_role = replica")
+        seed(plain, BUSY, schema="pglab_lab_checked")
+        assert _digests(plain, "pglab_lab_checked") == _digests(pg_dsn, LAB_SCHEMA)
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))

@@ -91,11 +91,14 @@ class _Version(argparse.Action):
 
 def _command_of(argv: Sequence[str]) -> str | None:
     """The command `argv` runs, when it is one of COMMAND_MODULES; None builds every command
-    (help, `--version`, a typo that needs the list of valid commands)."""
+    (help, a typo that needs the list of valid commands); "" none (`--version` needs no command,
+    and importing them all cost it a second)."""
     for argument in argv:
         if not argument.startswith("-"):
             return argument if argument in COMMAND_MODULES else None
-        if argument in ("-h", "--help", "--version"):
+        if argument == "--version":
+            return ""
+        if argument in ("-h", "--help"):
             return None
     return None
 

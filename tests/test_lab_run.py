@@ -177,7 +177,8 @@ def test_the_lab_cures(entry_id: str, tmp_path: Path) -> None:
     finding = getattr(module, "KNOWN_FINDING", None)
     report_path = tmp_path / "report.json"
     # no --scale: the run takes the one the entry's path says its harm needs
-    result = run_pglab("lab", "run", entry_id, "--duration", LIVE_DURATION, "--json", str(report_path), timeout=400)
+    duration = paths.live_duration(entry_id, float(LIVE_DURATION))  # longer where the path says why
+    result = run_pglab("lab", "run", entry_id, "--duration", f"{duration:g}", "--json", str(report_path), timeout=400)
     assert result.returncode == 0, result.stderr
     report = json.loads(report_path.read_text())
     assert report["scale"] == paths.live_scale(entry_id)

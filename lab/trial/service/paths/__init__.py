@@ -19,7 +19,9 @@ Each module is what a student gets in the classroom, so it stays small and reada
   a tuple of them), only where a measured run does not show what the catalogue predicts: the live
   test then expects that verdict;
 - `NOTIFICATION_BACKLOG_DAYS`, only where the harm needs a table that was never purged: the run
-  seeds that much more notification history, older than the rest (`seed.Scale.with_backlog`).
+  seeds that much more notification history, older than the rest (`seed.Scale.with_backlog`);
+- `LIVE_DURATION` (with its reason), only where the live test's 8 s of load per side would start
+  its hold inside the load's start-up, on both sides: the live test runs the entry that long.
 
 Adding an anti-pattern to the service is adding a module here, never editing a list.
 """
@@ -79,6 +81,13 @@ def live_scale(entry_id: str) -> str:
     """The scale the path says its harm needs to be seen (small unless it says otherwise, or for an
     entry with no path)."""
     return str(getattr(module(entry_id), "LIVE_SCALE", "small")) if entry_id in available() else "small"
+
+
+def live_duration(entry_id: str, default: float) -> float:
+    """Seconds of load per side the live test gives this entry: `default`, or more where the path
+    says (`LIVE_DURATION`, with its reason) that the hold of a shorter run starts inside its load's
+    start-up on both sides, before the harm it predicts."""
+    return max(default, float(getattr(module(entry_id), "LIVE_DURATION", 0))) if entry_id in available() else default
 
 
 def data_scale(entry_id: str, scale: Any) -> Any:

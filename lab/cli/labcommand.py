@@ -18,7 +18,6 @@ from pglab.lab.cli import classroomcommand as classroom
 from pglab.lab.cli import laboptions
 from pglab.lab.core.errors import UserError
 from pglab.lab.trial import report as lab_report
-from pglab.lab.trial.htmlreport import write_html
 from pglab.lab.trial.terminal import render
 
 
@@ -64,6 +63,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
     if args.html:
+        from pglab.lab.trial.htmlreport import write_html  # plotly: 0.15 s of start-up, only for --html
+
         write_html(report, Path(args.html))
     render(report, console)
     console.print(f"[dim]lab run took {time.perf_counter() - began:.0f} s[/]")

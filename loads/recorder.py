@@ -12,7 +12,8 @@ A streamed answer (`pacing.timed_stream`) is timed to its last chunk, and its fi
 a histogram of its own. The offered load is bucketed by the second each slot was scheduled for;
 a request from an unpaced user was offered when it was sent.
 
-A run also stops itself after PGLAB_LOAD_MAX_REQUESTS requests, whatever its shape says.
+A run also stops itself after PGLAB_LOAD_MAX_REQUESTS requests, whatever its shape says. It starts
+when the lab opens its gate (a file): Locust is started while the lab still asks its probes.
 
 Only Locust processes import this module (it is imported by the profiles in this folder).
 """
@@ -30,12 +31,13 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from pglab.lab.trial.loadrun import NEVER_SENT
+from pglab.lab.trial.loadrun import GATE_VARIABLE, NEVER_SENT, STARTED_VARIABLE
 
 OUTPUT_VARIABLE = "PGLAB_LOAD_OUT"
 MAX_REQUESTS_VARIABLE = "PGLAB_LOAD_MAX_REQUESTS"
 # second -> endpoint name -> {count, failures, times, first_chunk, errors}
 Buckets = dict[str, dict[str, dict[str, Any]]]
+GATE_WAIT_S = 120.0  # the longest Locust waits for the lab's go (the lab stops it sooner if it fails)
 NEVER_SENT_ERROR = "never sent: its user still waited for an earlier answer when the run ended"
 
 _buckets: Buckets = defaultdict(dict)
@@ -153,10 +155,27 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
     _count(sum(cell["count"] for names in buckets.values() for cell in names.values()))
 
 
+def _on_init(environment: Environment, **kwargs: Any) -> None:
+    """Locust is started while the lab still asks its probes: it waits here, imported and ready,
+    until the lab opens the gate (`loadrun.run_load`), and its load's clock starts then."""
+    gate = os.environ.get(GATE_VARIABLE)
+    if not gate or isinstance(environment.runner, WorkerRunner):
+        return
+    deadline = time.monotonic() + GATE_WAIT_S
+    while not os.path.exists(gate):
+        if time.monotonic() > deadline:  # an error in an init listener ends Locust
+            raise RuntimeError(f"the lab did not open the gate ({gate}) within {GATE_WAIT_S:g} s")
+        gevent.sleep(0.005)
+
+
 def _on_test_start(environment: Environment, **kwargs: Any) -> None:
     _environment[:] = [environment]
     if not isinstance(environment.runner, WorkerRunner):
         _started_at.append(time.time())
+        if (path := os.environ.get(STARTED_VARIABLE)) and len(_started_at) == 1:
+            with open(f"{path}.part", "w", encoding="utf-8") as out:  # renamed whole: never read half-written
+                out.write(repr(_started_at[0]))
+            os.replace(f"{path}.part", path)
 
 
 def _on_quitting(environment: Environment, **kwargs: Any) -> None:
@@ -177,5 +196,6 @@ def install() -> None:
     events.request.add_listener(_on_request)
     events.report_to_master.add_listener(_on_report_to_master)
     events.worker_report.add_listener(_on_worker_report)
+    events.init.add_listener(_on_init)
     events.test_start.add_listener(_on_test_start)
     events.quitting.add_listener(_on_quitting)

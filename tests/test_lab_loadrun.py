@@ -202,6 +202,27 @@ def test_paced_users_started_together_arrive_spread_over_their_period(tmp_path: 
     assert busiest <= 15, f"{busiest} of 40 users' requests arrived within 50 ms: lockstep"
 
 
+@pytest.mark.parametrize("workers", [0, 1])
+def test_locust_waits_at_its_gate_while_the_lab_is_busy_and_its_clock_starts_there(tmp_path: Path,
+                                                                                      workers: int) -> None:
+    """`before` (the lab's probes) runs while Locust starts: Locust sends nothing until it has
+    returned, the load's clock starts then, and `during` counts from that start."""
+    profile = write_profile(tmp_path, 2, 'self.client.get("/now", name="/now")')
+    Clock.arrivals = []
+    opened: list[float] = []
+    elapsed: list[float] = []
+
+    def before() -> None:
+        time.sleep(3)  # longer than Locust takes to start
+        opened.append(time.time())
+
+    with local_server(ThreadingHTTPServer(("127.0.0.1", 0), Clock)) as url:
+        result = run_load(profile, url, duration=5, sample={}, workers=workers, during=elapsed.append, before=before)
+    assert Clock.arrivals and min(Clock.arrivals) >= opened[0]
+    assert opened[0] <= result.started_at < opened[0] + 1
+    assert elapsed and 0 <= min(elapsed) < 1  # from the load's start, not from Locust's
+
+
 class SlotClock(BaseHTTPRequestHandler):
     """Answers at once and notes, for each request, how long before its scheduled slot it came."""
 

@@ -16,7 +16,7 @@ from pglab.lab.core.errors import UserError
 from pglab.lab.runtime import diagnose
 from pglab.lab.trial import invariants
 from pglab.lab.trial.loadrun import LoadResult, profile_path, run_load
-from pglab.lab.trial.runner import DETECT_EVERY, LOCUST_START, hold_checks, invariant_detections, profile_limits
+from pglab.lab.trial.runner import DETECT_EVERY, hold_checks, invariant_detections, profile_limits
 from pglab.lab.trial.server import lab_connect
 from pglab.lab.trial.service.process import service_stats
 
@@ -62,12 +62,12 @@ def run_attempt(url: str, dsn: str, load: str, duration: float, sample: dict[str
     before = service_stats(url)
     with lab_connect(dsn) as conn:  # the service is never reset: only this attempt's losses are its own
         lost_before = invariants.lost_updates(conn)
-    hold_from = LOCUST_START + duration * 0.3
+    hold_from = duration * 0.3  # `during` counts from the start of the load's shape
     last = [0.0]
 
     def during(elapsed: float) -> None:
         if progress:
-            progress(elapsed, duration + LOCUST_START)
+            progress(elapsed, duration)
         if elapsed >= hold_from and elapsed - last[0] >= DETECT_EVERY:
             last[0] = elapsed
             _look(dsn, snapshot, sightings, notes, time.time() - trial_began)

@@ -36,7 +36,6 @@ from pglab.lab.trial.service.process import running_service, service_stats
 from pglab.lab.trial.verdict import Side
 
 DETECT_EVERY = 1.0  # seconds between two looks of the detectors at the live server during the hold
-LOCUST_START = 1.0  # seconds Locust takes at least to start before its load shape's clock runs
 Progress = Callable[[str, float, float], None]  # (what, done, total)
 
 
@@ -122,10 +121,16 @@ class LabRun:
         with running_service(dsn, naive_paths, application_name=self.identity.application_name,
                              overrides=self.overrides) as url, \
                 invariants.ActivitySampler(dsn, self.identity.application_name) as sampler:
-            answers = probes.answers(url, dsn, self.entry_id) if self.entry_id in paths.available() else []
-            before_stats = service_stats(url)
-            snapshot = diagnose.take_snapshot(dsn)
-            hold = (LOCUST_START + self.duration * 0.3, LOCUST_START + self.duration)
+            seen: dict[str, Any] = {}
+
+            def before_load() -> None:
+                """While Locust starts: the probes' answers, the service's counters and the
+                statistics the detectors compare with, all before any load."""
+                seen["answers"] = probes.answers(url, dsn, self.entry_id) if self.entry_id in paths.available() else []
+                seen["stats"] = service_stats(url)
+                seen["snapshot"] = diagnose.take_snapshot(dsn)
+
+            hold = (self.duration * 0.3, self.duration)  # in seconds of the load's shape
             last_look = [0.0]
             wal = invariants.WalMeter(dsn) if self.limits().wal_bytes_per_write is not None else None
 
@@ -138,10 +143,12 @@ class LabRun:
                 self._say(f"{label}: {phase}", min(elapsed, hold[1]), hold[1])
                 if elapsed >= hold[0] and elapsed - last_look[0] >= DETECT_EVERY:
                     last_look[0] = elapsed
-                    for found in _detect(dsn, snapshot, detections, notes):
-                        detector_timeline.append({"t": round(elapsed - LOCUST_START, 1), "id": found})
+                    for found in _detect(dsn, seen["snapshot"], detections, notes):
+                        detector_timeline.append({"t": round(elapsed, 1), "id": found})
 
-            load = run_load(profile_path(self.entry_id), url, self.duration, self.sample(dsn), self.workers, during)
+            load = run_load(profile_path(self.entry_id), url, self.duration, self.sample(dsn), self.workers, during,
+                            before=before_load)
+            answers, before_stats, snapshot = seen["answers"], seen["stats"], seen["snapshot"]
             if wal:
                 wal.sample()
             _detect(dsn, snapshot, detections, notes)

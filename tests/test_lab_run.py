@@ -167,9 +167,12 @@ def _default_tier() -> set[str]:
     return set(chosen.values())
 
 
+DEFAULT_TIER = _default_tier()
+
+
 @embedded_only("needs pg_stat_statements preloaded and a small max_connections")
 @pytest.mark.parametrize("entry_id", [
-    pytest.param(entry_id, marks=[] if entry_id in _default_tier() else [pytest.mark.load]) for entry_id in lab_ids()])
+    pytest.param(entry_id, marks=[] if entry_id in DEFAULT_TIER else [pytest.mark.load]) for entry_id in lab_ids()])
 def test_the_lab_cures(entry_id: str, tmp_path: Path) -> None:
     if entry_id not in detector_modules() and not hasattr(find_entry(entry_id).module, "RUNTIME_INVARIANT"):
         pytest.xfail(f"no runtime detector for {entry_id} yet: its verdict cannot be `cured`")

@@ -93,6 +93,20 @@ def test_the_effect_says_to_zero_when_the_fixed_side_has_none(report: dict[str, 
     assert "Effect: no_lost_updates 7,336 -> 0, one run per side" in text_of(lost)
 
 
+@pytest.mark.parametrize(("effect", "expected"), [
+    ({"metric": "goodput_within_slo", "naive": 5.6, "fixed": 33.2, "better": "higher", "ratio": 5.9},
+     "goodput_within_slo 5.6 -> 33.2 (5.9x better)"),
+    ({"metric": "goodput_within_slo", "naive": 0, "fixed": 127, "better": "higher", "ratio": None},
+     "goodput_within_slo 0 -> 127 (from 0)"),
+    ({"metric": "p99_under_slo", "naive": 50, "fixed": 250, "better": "lower", "ratio": 0.2},
+     "p99_under_slo 50 -> 250 (5.0x worse)"),
+])
+def test_the_effect_reads_in_the_metrics_direction(report: dict[str, Any], effect: dict[str, Any],
+                                                    expected: str) -> None:
+    """A formatting case: a rise in goodput is better, a fix that made p99 worse says so."""
+    assert f"Effect: {expected}" in text_of({**report, "effect": effect})
+
+
 def test_the_html_report_is_one_self_contained_file(report: dict[str, Any], tmp_path: Path) -> None:
     path = tmp_path / "report.html"
     write_html(report, path)

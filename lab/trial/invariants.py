@@ -48,6 +48,7 @@ class Check:
     held: bool
     value: float
     limit: float
+    higher_is_better: bool = False  # a floor (goodput), not a ceiling: an improvement is a rise
 
     def as_json(self) -> dict[str, Any]:
         return {"held": self.held, "value": self.value, "limit": self.limit}
@@ -98,7 +99,7 @@ def goodput(hold: Summary, limits: Limits) -> Check:
     that answers everything seconds late does its work and still serves nobody."""
     floor, _ = goodput_bounds(hold, limits.slo_p99_ms)
     wanted = GOODPUT_SHARE * hold.achieved_rps
-    return Check(floor >= wanted, round(floor, 1), round(wanted, 1))
+    return Check(floor >= wanted, round(floor, 1), round(wanted, 1), higher_is_better=True)
 
 
 WRITE_METHODS = ("POST ", "PUT ", "PATCH ", "DELETE ")  # the load's request names start with the method

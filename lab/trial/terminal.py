@@ -189,12 +189,15 @@ def _errors_and_notes(naive: Side, fixed: Side, console: Console) -> None:
 
 
 def effect_text(effect: dict[str, Any]) -> str:
-    """`p99_ms 1,400 -> 59 (23.7x)`, or `-> 0` when the fixed side's value is zero."""
+    """`p99_ms 1,400 -> 59 (23.7x)`: how many times better, in the direction the metric counts;
+    `-> 0` alone where a ceiling's value went to zero, `(from 0)` where a floor's rose from it."""
     fixed, ratio = effect.get("fixed"), effect.get("ratio")
     text = f"{effect.get('metric', '?')} {amount(effect.get('naive'))} -> {amount(fixed)}"
     if ratio is None:
-        return text  # the fixed side's value is 0: "-> 0" says it all
-    return text + f" ({ratio:,.1f}x)"
+        return text + (" (from 0)" if effect.get("better") == "higher" else "")
+    if ratio >= 1:
+        return text + f" ({ratio:,.1f}x better)"
+    return text + (f" ({1 / ratio:,.1f}x worse)" if ratio else " (worse)")
 
 
 def repeats_text(report: dict[str, Any]) -> str:

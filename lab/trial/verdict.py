@@ -217,14 +217,20 @@ def overall(verdicts: list[tuple[str, str]]) -> tuple[str, str]:
 
 
 def effect(predicted: tuple[str, ...], naive: list[Side], fixed: list[Side]) -> dict[str, Any]:
-    """The predicted invariant the naive side broke most often, as medians naive -> fixed."""
+    """The predicted invariant the naive side broke most often, as medians naive -> fixed, and the
+    improvement: how many times better the fixed side did, in the direction the invariant counts
+    (naive / fixed for a ceiling such as p99, fixed / naive for a floor such as goodput); None
+    when the naive side's figure is divided by a zero (a ceiling's value gone to 0, a floor's risen from 0)."""
     def broken_count(name: str) -> int:
         return sum(name in side.broken for side in naive)
 
     metric = max(predicted, key=broken_count) if predicted else "p99_under_slo"
     before = statistics.median(side.invariants[metric].value for side in naive)
     after = statistics.median(side.invariants[metric].value for side in fixed)
-    return {"metric": metric, "naive": before, "fixed": after, "ratio": round(before / after, 1) if after else None}
+    rises = naive[0].invariants[metric].higher_is_better
+    worse, better = (before, after) if rises else (after, before)
+    return {"metric": metric, "naive": before, "fixed": after, "better": "higher" if rises else "lower",
+            "ratio": round(better / worse, 1) if worse else None}
 
 
 def median_side(runs: list[Side]) -> dict[str, Any]:

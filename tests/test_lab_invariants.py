@@ -9,6 +9,7 @@ from test_lab_service import TINY
 
 from pglab.lab.trial import invariants
 from pglab.lab.trial.loadrun import Summary
+from pglab.lab.trial.machine import stolen_seconds
 from pglab.lab.trial.seed import lab_dsn, seed
 
 APPLICATION_NAME = "pglab-service-this-run"
@@ -61,7 +62,7 @@ def test_the_sampler_times_idle_in_transaction_of_the_service_only(pg_dsn: str) 
             psycopg.connect(pg_dsn, application_name="somebody-else") as other, \
             psycopg.connect(pg_dsn, application_name=APPLICATION_NAME + "-another-run") as neighbour, \
             invariants.ActivitySampler(pg_dsn, APPLICATION_NAME) as sampler:
-        began = time.time()
+        began, stolen_before = time.time(), stolen_seconds()
         other.execute("SELECT 1")  # idle in transaction too, but not the service's
         neighbour.execute("SELECT 1")  # nor is another run's service
         time.sleep(0.3)
@@ -71,3 +72,14 @@ def test_the_sampler_times_idle_in_transaction_of_the_service_only(pg_dsn: str) 
     assert 1.0 < sampler.longest_idle_in_transaction(began, ended) < 3.0
     assert sampler.peak_backends(began, ended) >= 3
     assert sampler.longest_idle_in_transaction(ended + 10, ended + 20) == 0
+    stolen = [sample.stolen_s for sample in sampler.window(began, ended)]  # the machine's steal, as it grew
+    assert stolen_before <= stolen[0] and stolen == sorted(stolen) and stolen[-1] <= stolen_seconds()
+
+
+def test_the_steal_over_a_window_is_in_cores() -> None:
+    """Arithmetic on samples as the sampler takes them: steal seconds over wall seconds."""
+    sampler = invariants.ActivitySampler("unused", APPLICATION_NAME)
+    sampler.samples += [invariants.Sample(at, 0.0, 1, 1, 0, 0, 0, stolen) for at, stolen in
+                        ((100.0, 7.0), (101.0, 7.1), (104.0, 8.5), (110.0, 20.0))]
+    assert sampler.stolen_cores(100.0, 105.0) == 0.38  # 1.5 s of steal over 4 s: 0.375 of a core
+    assert sampler.stolen_cores(104.0, 105.0) == 0.0  # one sample says nothing about a rate

@@ -52,7 +52,7 @@ MEASURED_AGAIN = ("not_cured", "not_reproduced")  # what a slow or a fast moment
 CONFIRMING_REPEATS = 2
 SIDE_FIELDS = {"requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms", "lost_updates", "invariants",
                "detections", "fixes_in_effect", "offered_rps", "achieved_rps", "spread", "detector_evidence",
-               "timeline", "detector_timeline", "endpoints"}
+               "timeline", "detector_timeline", "endpoints", "stolen_cores"}
 REPORT_FIELDS = {"id", "scale", "naive", "fixed", "verdict", "predicted", "effect", "equivalent", "repeats", "reason",
                  "fix", "lesson", "also_present", "runs"}
 TIMELINE_FIELDS = {"t", "rps", "offered_rps", "requests", "p50_ms", "p95_ms", "p99_ms", "errors", "active",

@@ -21,6 +21,7 @@ import psycopg
 
 from pglab.lab.runtime.stats import MARKER
 from pglab.lab.trial.loadrun import Summary
+from pglab.lab.trial.machine import stolen_seconds
 from pglab.lab.trial.server import safe_dsn
 
 # The lab's own statements carry MARKER so the detectors never judge them; it goes after the first
@@ -187,6 +188,7 @@ class Sample:
     active: int
     idle_in_transaction: int
     waiting_on_locks: int
+    stolen_s: float = 0.0  # the machine's CPU steal so far (`machine.stolen_seconds`)
 
 
 @dataclass
@@ -224,7 +226,9 @@ class ActivitySampler:
                     " FROM (SELECT *, application_name = %s AS mine FROM pg_stat_activity) AS activity",
                     (self.application_name,)).fetchone()
                 if row:
-                    self.samples.append(Sample(time.time(), float(row[0]), *(int(value) for value in row[1:])))
+                    service, everyone, active, idle, waiting = (int(value) for value in row[1:])
+                    self.samples.append(Sample(time.time(), float(row[0]), service, everyone, active, idle, waiting,
+                                               stolen_seconds()))
                 self._stop.wait(SAMPLE_INTERVAL)
 
     def window(self, start: float, end: float) -> list[Sample]:
@@ -232,6 +236,13 @@ class ActivitySampler:
 
     def longest_idle_in_transaction(self, start: float, end: float) -> float:
         return max((sample.longest_idle_in_transaction for sample in self.window(start, end)), default=0.0)
+
+    def stolen_cores(self, start: float, end: float) -> float:
+        """Cores' worth of CPU the hypervisor took from this machine over the window, on average."""
+        window = self.window(start, end)
+        if len(window) < 2 or window[-1].at <= window[0].at:
+            return 0.0
+        return round((window[-1].stolen_s - window[0].stolen_s) / (window[-1].at - window[0].at), 2)
 
     def peak_backends(self, start: float, end: float) -> int:
         return max((sample.all_backends for sample in self.window(start, end)), default=0)

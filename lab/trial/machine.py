@@ -6,9 +6,11 @@ barely load the next: on 2026-12-01 a 2-core machine about three times faster th
 kept up with most naive paths at small scale. Each report therefore names the machine: its CPU, the
 cores the lab may use, and the time of two pieces of fixed work, measured once per run. One runs in
 the lab's Postgres (a CPU-bound query) and one in Python, which the service and Locust run in.
-These figures compare machines. They take no part in any verdict. The work is small (a quarter of
-what it was before 2026-12-02, when it cost 1.8 s of every run on a slow machine), so figures from
-older reports are about four times these.
+These figures compare machines. They take no part in any verdict. Nor does the CPU steal
+(`stolen_seconds`): on a virtual machine the hypervisor may hand the cores to other guests in the
+middle of a side, and that side then ran on less machine than the other; each side records it.
+The fixed work is small (a quarter of what it was before 2026-12-02, when it cost 1.8 s of every
+run on a slow machine), so figures from older reports are about four times these.
 """
 
 from __future__ import annotations
@@ -34,6 +36,17 @@ def describe(dsn: str) -> dict[str, Any]:
         postgres_ms = _best_ms(lambda: conn.execute(POSTGRES_WORK).fetchone())
     return {"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
             else os.cpu_count() or 1, "postgres_work_ms": postgres_ms, "python_work_ms": _best_ms(_python_work)}
+
+
+def stolen_seconds() -> float:
+    """CPU time this virtual machine's cores wanted but the hypervisor gave to others (the
+    `steal` of /proc/stat's first line, summed over the cores) since boot; 0.0 where none is told."""
+    try:
+        with open("/proc/stat", "rb") as stat:
+            fields = stat.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def cpu_model() -> str:

@@ -4,14 +4,18 @@ The run seeds the chat data once, applies the entry's own `setup` block and the 
 other entry's fix). Each side
 restores the seeded rows (VACUUM ANALYZE included) and, on the fixed side only, applies the
 entry's own migration; it starts the service with the entry's naive or fixed code path, asks the
-probe requests, and runs the entry's Locust profile. It judges the hold phase: invariants, and
+probe requests, and runs the entry's Locust profile. Locust and the service start while the data
+is restored (their imports take a core each for a second, the restore is the database's), and
+Locust waits at its gate until the probes are answered. It judges the hold phase: invariants, and
 what the runtime detectors report every DETECT_EVERY seconds of the hold and at the end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from psycopg import sql
 
 from pglab.lab.core.catalogue import load_catalogue
 from pglab.lab.core.errors import UserError
+from pglab.lab.postgres.launcher import free_port
 from pglab.lab.runtime import diagnose
 from pglab.lab.trial import baseline, capacity, invariants, labschema, probes, seed
 from pglab.lab.trial.loadrun import NEVER_SENT, LoadResult, Summary, profile_constants, profile_path, run_load
@@ -36,6 +41,9 @@ from pglab.lab.trial.service.process import running_service, service_stats
 from pglab.lab.trial.verdict import Side
 
 DETECT_EVERY = 1.0  # seconds between two looks of the detectors at the live server during the hold
+# A side's notes say when the hypervisor took this much CPU from the machine during its hold, on
+# average: a tenth of a core on a 2-core machine is a twentieth of what the run measured it has.
+STEAL_NOTED = 0.1
 Progress = Callable[[str, float, float], None]  # (what, done, total)
 
 
@@ -88,12 +96,15 @@ class LabRun:
         fixed: list[Side] = []
         for repeat in range(1, repeats + 1):
             for label, sides, is_fixed in (("naive", naive, False), ("fixed", fixed, True)):
-                self._say(f"{label} {repeat}/{repeats}: restoring the data", 0, 1)
-                self.reset(dsn)
-                if is_fixed:
-                    self.apply_own_migration(dsn)
-                sides.append(self.run_side(dsn, f"{label} {repeat}/{repeats}", fixed=is_fixed))
+                sides.append(self.run_side(dsn, f"{label} {repeat}/{repeats}", fixed=is_fixed,
+                                           restore=partial(self.restore_side, dsn, is_fixed)))
         return naive, fixed
+
+    def restore_side(self, dsn: str, fixed: bool) -> None:
+        """A side's starting point: the prepared state, and on the fixed side its own migration."""
+        self.reset(dsn)
+        if fixed:
+            self.apply_own_migration(dsn)
 
     def own_migration(self) -> list[str]:
         """The fixed side's DDL: the reference fix's, or the one a grade was given."""
@@ -112,20 +123,28 @@ class LabRun:
     def apply(self, dsn: str, statements: list[str]) -> None:
         apply_statements(dsn, statements, self.footprint)
 
-    def run_side(self, dsn: str, label: str, fixed: bool) -> Side:
-        indexes = index_definitions(dsn)
+    def run_side(self, dsn: str, label: str, fixed: bool, restore: Callable[[], None] | None = None) -> Side:
+        """One side under load. `restore()` (the side's data and DDL) runs while Locust and the
+        service start, each a second of imports on a core of its own, so the three overlap; the
+        service's sessions touch no table until the probes, which wait for all three."""
         naive_paths = frozenset() if fixed else self.naive_paths()
         detections: dict[str, dict[str, Any]] = {}
         notes: list[str] = []
         detector_timeline: list[dict[str, Any]] = []
-        with running_service(dsn, naive_paths, application_name=self.identity.application_name,
-                             overrides=self.overrides) as url, \
-                invariants.ActivitySampler(dsn, self.identity.application_name) as sampler:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with ExitStack() as service, invariants.ActivitySampler(dsn, self.identity.application_name) as sampler:
             seen: dict[str, Any] = {}
 
             def before_load() -> None:
-                """While Locust starts: the probes' answers, the service's counters and the
-                statistics the detectors compare with, all before any load."""
+                """While Locust starts: the service started and the side restored, then the probes'
+                answers, the service's counters and the statistics the detectors compare with."""
+                if restore:
+                    self._say(f"{label}: restoring the data", 0, 1)
+                service.enter_context(running_service(
+                    dsn, naive_paths, application_name=self.identity.application_name, overrides=self.overrides,
+                    port=port, while_starting=restore))
+                seen["indexes"] = index_definitions(dsn)
                 seen["answers"] = probes.answers(url, dsn, self.entry_id) if self.entry_id in paths.available() else []
                 seen["stats"] = service_stats(url)
                 seen["snapshot"] = diagnose.take_snapshot(dsn)
@@ -148,7 +167,7 @@ class LabRun:
 
             load = run_load(profile_path(self.entry_id), url, self.duration, self.sample(dsn), self.workers, during,
                             before=before_load)
-            answers, before_stats, snapshot = seen["answers"], seen["stats"], seen["snapshot"]
+            answers, before_stats, snapshot, indexes = seen["answers"], seen["stats"], seen["snapshot"], seen["indexes"]
             if wal:
                 wal.sample()
             _detect(dsn, snapshot, detections, notes)
@@ -156,6 +175,7 @@ class LabRun:
             start, end = load.phase("hold")
             idle = sampler.longest_idle_in_transaction(start, end)
             backends = sampler.peak_backends(start, end)
+            stolen = sampler.stolen_cores(start, end)
         end_sessions(dsn, self.identity.application_name)
         with lab_connect(dsn) as conn:
             lost = invariants.lost_updates(conn)
@@ -166,6 +186,9 @@ class LabRun:
         if wal and wal.unavailable:
             notes.append("WAL per write not measured: this server's pg_stat_statements has no wal_bytes"
                          " (PostgreSQL 13+, preloaded and created in the database)")
+        if stolen >= STEAL_NOTED:
+            notes.append(f"the hypervisor took {stolen:.2f} cores from this machine during the hold (CPU"
+                         " steal): this side ran on less machine than the run measured")
         for found, name in invariant_detections(checks).items():
             detections.setdefault(found, {"id": found, "subject": f"invariant {name}", "message":
                                           f"the lab's {name} invariant broke ({checks[name].value:g})"})
@@ -182,7 +205,7 @@ class LabRun:
                     peak_backends=backends, sheds_load=limits.sheds_load,
                     shed=invariants.shed_requests(hold_summary, limits),
                     goodput_range=invariants.goodput_bounds(hold_summary, limits.slo_p99_ms),
-                    endpoints=endpoint_figures(hold_summary))
+                    endpoints=endpoint_figures(hold_summary), stolen_cores=stolen)
 
     def sample(self, dsn: str) -> dict[str, Any]:
         offered = {"offered_rps": self.load["offered_rps"]} if self.load else {}

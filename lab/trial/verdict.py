@@ -73,6 +73,7 @@ class Side:
     shed: int = 0  # requests answered 503 (load shed) when it does; counted apart from errors
     goodput_range: tuple[float, float] = (0.0, 0.0)  # successful answers within the SLO per second: floor, ceiling
     endpoints: dict[str, dict[str, float]] = field(default_factory=dict)  # per endpoint: requests, p99 to the end
+    stolen_cores: float = 0.0  # CPU the hypervisor took from the machine during the hold (machine.stolen_seconds)
 
     @property
     def broken(self) -> list[str]:
@@ -88,7 +89,8 @@ class Side:
                 "detector_evidence": self.detector_evidence, "timeline": self.timeline,
                 "detector_timeline": self.detector_timeline, "peak_backends": self.peak_backends,
                 "errors": self.errors, "notes": self.notes, "shed": self.shed,
-                "goodput_rps": [round(value, 1) for value in self.goodput_range], "endpoints": self.endpoints}
+                "goodput_rps": [round(value, 1) for value in self.goodput_range], "endpoints": self.endpoints,
+                "stolen_cores": self.stolen_cores}
 
 
 def judge(entry_id: str, predicted: tuple[str, ...], naive: Side, fixed: Side,
@@ -238,7 +240,7 @@ def median_side(runs: list[Side]) -> dict[str, Any]:
     held only if it held in every repeat; the timelines are the first repeat's."""
     summary = runs[0].as_json()
     numbers = ("requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms", "lost_updates", "offered_rps",
-               "achieved_rps", "peak_backends")
+               "achieved_rps", "peak_backends", "stolen_cores")
     spread: dict[str, list[float]] = {}
     for name in numbers:
         values = [float(run.as_json()[name]) for run in runs]

@@ -7,7 +7,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,14 @@ START_TIMEOUT = 30.0
 @contextmanager
 def running_service(dsn: str, naive: frozenset[str], pool_size: int | None = None,
                     application_name: str | None = None, overrides: dict[str, Path] | None = None,
-                    control_token: str = "") -> Iterator[str]:
+                    control_token: str = "", port: int | None = None,
+                    while_starting: Callable[[], None] | None = None) -> Iterator[str]:
     """The service on 127.0.0.1 with `naive` code paths (and `overrides`: id -> a file whose
-    naive/fixed replace that path's); yields its base URL. Its scratch directory is named after
-    this process, so a later run can sweep it if this one is killed."""
-    port = free_port()
+    naive/fixed replace that path's); yields its base URL. `while_starting()` runs while the
+    service imports (a second of CPU in its own process), before it is asked whether it is up.
+    Its scratch directory is named after this process, so a later run can sweep it if this one is
+    killed."""
+    port = port or free_port()
     # The DSN carries the server's password: in the environment, which only this user can read,
     # not on the command line, which every local user sees in `ps`.
     command = [sys.executable, "-m", "pglab.lab.trial.service", "--port", str(port)]
@@ -45,6 +48,8 @@ def running_service(dsn: str, naive: frozenset[str], pool_size: int | None = Non
         process = spawn(command, log, env={DSN_VARIABLE: dsn, TOKEN_VARIABLE: control_token})
         url = f"http://127.0.0.1:{port}"
         try:
+            if while_starting:
+                while_starting()
             _wait_ready(process, url, log)
             yield url
         finally:

@@ -188,7 +188,7 @@ class Sample:
     active: int
     idle_in_transaction: int
     waiting_on_locks: int
-    stolen_s: float = 0.0  # the machine's CPU steal so far (`machine.stolen_seconds`)
+    stolen_s: float  # the machine's CPU steal so far (`machine.stolen_seconds`)
 
 
 @dataclass

@@ -189,7 +189,7 @@ def _errors_and_notes(naive: Side, fixed: Side, console: Console) -> None:
 
 
 def effect_text(effect: dict[str, Any]) -> str:
-    """`p99_ms 1,400 -> 59 (23.7x)`: how many times better, in the direction the metric counts;
+    """`p99_ms 1,400 -> 59 (23.7x better)`: how many times better, in the direction the metric counts;
     `-> 0` alone where a ceiling's value went to zero, `(from 0)` where a floor's rose from it."""
     fixed, ratio = effect.get("fixed"), effect.get("ratio")
     text = f"{effect.get('metric', '?')} {amount(effect.get('naive'))} -> {amount(fixed)}"

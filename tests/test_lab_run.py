@@ -39,6 +39,7 @@ from pglab.lab.trial.baseline import lab_ids
 from pglab.lab.trial.invariants import Check
 from pglab.lab.trial.loadrun import profile_constants
 from pglab.lab.trial.seed import get_scale
+from pglab.lab.trial.server import sweep_scratch
 from pglab.lab.trial.service import paths
 from pglab.lab.trial.verdict import Side, effect, judge, overall
 
@@ -149,10 +150,9 @@ def _as_from_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@embedded_only("starts its own embedded server")
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_stops_service_locust_and_postgres_and_leaves_no_scratch(stop_signal: int) -> None:
-    marker = f"PGLAB_TEST_MARKER={uuid.uuid4().hex}"
+def _lab_under_load(marker: str) -> tuple[subprocess.Popen[str], list[Path]]:
+    """A `pglab lab run` whose processes carry `marker`, once its service and Locust are up; and
+    their scratch directories."""
     name, value = marker.split("=")
     run = subprocess.Popen([sys.executable, "-m", "pglab.lab.cli", "lab", "run", "pool_exhaustion", "--duration", "60"],
                            env={**os.environ, name: value}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -167,13 +167,38 @@ def test_a_signal_stops_service_locust_and_postgres_and_leaves_no_scratch(stop_s
         time.sleep(0.2)
     scratch = [*root.glob(f"pglab-service-{run.pid}-*"), *root.glob(f"pglab-load-{run.pid}-*")]
     assert len(scratch) == 2, "the service's and the load's scratch directories are named after the lab run"
+    return run, scratch
+
+
+@embedded_only("starts its own embedded server")
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_service_locust_and_postgres_and_leaves_no_scratch(stop_signal: int) -> None:
+    marker = f"PGLAB_TEST_MARKER={uuid.uuid4().hex}"
+    run, scratch = _lab_under_load(marker)
     run.send_signal(stop_signal)
     _, stderr = run.communicate(timeout=60)
     assert run.returncode == 130, stderr
     assert "Traceback" not in stderr
+    assert "Exception ignored" not in stderr  # an interrupt Python swallowed, as in a fork handler
     time.sleep(1)
     assert _processes_with(marker) == []  # the keeper and the server it started included
     assert not any(path.exists() for path in scratch)
+
+
+@embedded_only("starts its own embedded server")
+def test_a_killed_lab_takes_service_locust_and_postgres_with_it() -> None:
+    marker = f"PGLAB_TEST_MARKER={uuid.uuid4().hex}"
+    run, scratch = _lab_under_load(marker)
+    run.kill()  # SIGKILL: the lab runs no cleanup at all
+    run.communicate(timeout=60)
+    deadline = time.monotonic() + 30
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    survivors = _processes_with(marker)
+    for pid in survivors:  # ours by the marker: a failing run must not leave load running
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == []
+    assert set(scratch) <= set(sweep_scratch()), "the next run sweeps what the killed one left"
 
 
 def _long_or_known(entry_id: str) -> bool:

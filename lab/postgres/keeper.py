@@ -27,7 +27,6 @@ stdout, either `{"ready": true, ...}` or `{"ready": false, "error": "..."}`.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import json
 import os
@@ -45,24 +44,13 @@ from typing import Any
 import psycopg  # imported before privileges are dropped: the venv may not be readable afterwards
 from psycopg import sql
 
-from pglab.lab.postgres.leftovers import owner_tag, process_start_time, sweep_dead_owners
+from pglab.lab.postgres.leftovers import owner_tag, process_start_time, set_parent_death_signal, sweep_dead_owners
 
 SERVER_ACCOUNT = "pglab"
 DATA_PREFIX = "pglab-pg-"
-PR_SET_PDEATHSIG = 1
-
-
-def _set_parent_death_signal(signum: int) -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
-    except OSError:
-        pass  # not Linux: the keeper's own stop path still applies
-
-
 def _postmaster_preexec() -> None:
     os.setsid()
-    _set_parent_death_signal(signal.SIGQUIT)
+    set_parent_death_signal(signal.SIGQUIT)
 
 
 def server_account() -> pwd.struct_passwd | None:

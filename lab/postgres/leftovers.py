@@ -13,14 +13,23 @@ can name them with `owner_tag()` and sweep them at its own start.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
 import signal
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
+
+PR_SET_PDEATHSIG = 1
+
+
+def set_parent_death_signal(signum: int) -> None:
+    """The kernel sends `signum` to this process when its parent exits, however the parent ends."""
+    with suppress(OSError, AttributeError):  # not Linux: the parent's own stop path still applies
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
 
 def process_start_time(pid: int) -> int | None:

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from typing import Any
 from pglab.lab.core.errors import UserError
 from pglab.lab.postgres.launcher import free_port
 from pglab.lab.postgres.leftovers import owner_tag
+from pglab.lab.trial import child
 
 STOP_GRACE = 15.0  # seconds Locust gets to stop and write its results after the shape ends
 START_ALLOWANCE = 30.0  # seconds for Locust (and its workers) to start
@@ -212,23 +212,13 @@ class LoadResult:
                    distributed=bool(data.get("distributed")), offered=dict(data.get("offered", {})))
 
 
-def _pdeathsig() -> None:
-    """Children die with the lab, even when it is killed with SIGKILL (Linux; elsewhere a no-op)."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def spawn(command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """A child in its own session (a terminal's Ctrl-C reaches only the lab, which stops it in order)."""
+def spawn(module: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`python -m module args` in its own session (a terminal's Ctrl-C reaches only the lab, which
+    stops it in order), dying with the lab (see `pglab.lab.trial.child`)."""
     with log.open("ab") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})}, start_new_session=True,
-                                preexec_fn=_pdeathsig)
+        return subprocess.Popen(child.command(module, args), stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                env={**os.environ, **(env or {}), child.PARENT_VARIABLE: str(os.getpid())})
 
 
 def stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
@@ -255,10 +245,9 @@ def _scratch() -> Iterator[Path]:
         yield Path(directory)
 
 
-def locust_commands(profile: Path, host: str, workers: int) -> list[list[str]]:
-    """The master (or lone process) first, then the workers."""
-    base = [sys.executable, "-m", "locust", "-f", str(profile), "--headless", "--only-summary",
-            "--loglevel", "WARNING"]
+def locust_arguments(profile: Path, host: str, workers: int) -> list[list[str]]:
+    """`python -m locust`'s arguments for the master (or lone process) first, then the workers."""
+    base = ["-f", str(profile), "--headless", "--only-summary", "--loglevel", "WARNING"]
     if workers <= 0:
         return [[*base, "--host", host]]
     port = free_port()
@@ -288,7 +277,8 @@ def run_load(profile: Path, host: str, duration: float, sample: dict[str, Any], 
         log = scratch / "locust.log"
         processes: list[subprocess.Popen[bytes]] = []
         try:
-            processes += [spawn(command, log, env) for command in locust_commands(profile, host, workers)]
+            for args in locust_arguments(profile, host, workers):
+                processes.append(spawn("locust", args, log, env))
             if before:
                 before()
             gate.touch()

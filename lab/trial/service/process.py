@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 import urllib.request
@@ -34,7 +33,7 @@ def running_service(dsn: str, naive: frozenset[str], pool_size: int | None = Non
     port = port or free_port()
     # The DSN carries the server's password: in the environment, which only this user can read,
     # not on the command line, which every local user sees in `ps`.
-    command = [sys.executable, "-m", "pglab.lab.trial.service", "--port", str(port)]
+    command = ["--port", str(port)]
     for entry_id in sorted(naive):
         command += ["--naive", entry_id]
     for entry_id, path in sorted((overrides or {}).items()):
@@ -45,7 +44,7 @@ def running_service(dsn: str, naive: frozenset[str], pool_size: int | None = Non
         command += ["--application-name", application_name]
     with tempfile.TemporaryDirectory(prefix=f"pglab-service-{owner_tag()}-") as scratch:
         log = Path(scratch) / "service.log"
-        process = spawn(command, log, env={DSN_VARIABLE: dsn, TOKEN_VARIABLE: control_token})
+        process = spawn("pglab.lab.trial.service", command, log, env={DSN_VARIABLE: dsn, TOKEN_VARIABLE: control_token})
         url = f"http://127.0.0.1:{port}"
         try:
             if while_starting:

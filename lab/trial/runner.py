@@ -69,13 +69,16 @@ class LabRun:
         """Seed, apply the baseline (every other entry's fix) and, for a profile with a
         CAPACITY_PROBE, measure the load to offer: what every run of this entry starts from,
         graded or observed, each side after a `reset` (the probe leaves its fix and its writes)."""
-        seed.seed(safe_dsn(dsn), self.scale, progress=lambda label, done, total: self._say(
-            f"seeding {self.scale.name}: {label}", done, total))
-        self.apply(dsn, baseline.setup(self.entry_id) + baseline.background_migrations(self.entry_id))
-        with lab_connect(dsn) as conn:
-            self._baseline_objects = labschema.objects(conn)
-            self._baseline_definitions = set(labschema.index_definitions(conn))
-        self.load = self.measure_load(dsn)
+
+        def seeded() -> None:
+            seed.seed(safe_dsn(dsn), self.scale, progress=lambda label, done, total: self._say(
+                f"seeding {self.scale.name}: {label}", done, total))
+            self.apply(dsn, baseline.setup(self.entry_id) + baseline.background_migrations(self.entry_id))
+            with lab_connect(dsn) as conn:
+                self._baseline_objects = labschema.objects(conn)
+                self._baseline_definitions = set(labschema.index_definitions(conn))
+
+        self.load = self.measure_load(dsn, before=seeded)
 
     def reset(self, dsn: str) -> None:
         """Back to what `prepare` left: what a fixed side added to the schema (indexes, tables,
@@ -215,22 +218,28 @@ class LabRun:
         """The service's code paths to run naive on a naive side: this entry's, if it has one."""
         return frozenset({self.entry_id}) & frozenset(paths.available())
 
-    def measure_load(self, dsn: str) -> dict[str, Any]:
+    def measure_load(self, dsn: str, before: Callable[[], None] = lambda: None) -> dict[str, Any]:
         """For a profile that declares CAPACITY_PROBE (`capacity`): what the naive service (with
         OVERLOAD) or the reference fix (without) completes flat out here, and the rate both sides
         are then offered. The reference fix, not a student's: slow code must not lower its own load.
-        The fix and what the probe wrote stay: every side starts with a `reset`."""
+        The fix and what the probe wrote stay: every side starts with a `reset`. `before()` (the
+        seeding) runs first, while the probe's service starts: it touches no table until asked."""
         constants = profile_constants(self.entry_id)
         probe, overload = constants.get("CAPACITY_PROBE"), constants.get("OVERLOAD")
         if not probe:
+            before()
             return {}
         measured = "naive" if overload else "fixed"
-        self._say(f"measuring the {measured} service's capacity", 0, 1)
-        if not overload:
-            self.apply(dsn, baseline.migration(self.entry_id))
+
+        def ready() -> None:
+            before()
+            self._say(f"measuring the {measured} service's capacity", 0, 1)
+            if not overload:
+                self.apply(dsn, baseline.migration(self.entry_id))
+
         with running_service(dsn, self.naive_paths() if overload else frozenset(),
                              application_name=self.identity.application_name,
-                             overrides=self.overrides if overload else {}) as url:
+                             overrides=self.overrides if overload else {}, while_starting=ready) as url:
             requests = capacity.probe_requests(probe)
             rate = capacity.closed_loop_rate(url, requests)
         end_sessions(dsn, self.identity.application_name)

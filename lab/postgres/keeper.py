@@ -48,6 +48,8 @@ from pglab.lab.postgres.leftovers import owner_tag, process_start_time, set_pare
 
 SERVER_ACCOUNT = "pglab"
 DATA_PREFIX = "pglab-pg-"
+
+
 def _postmaster_preexec() -> None:
     os.setsid()
     set_parent_death_signal(signal.SIGQUIT)

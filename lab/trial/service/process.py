@@ -33,18 +33,18 @@ def running_service(dsn: str, naive: frozenset[str], pool_size: int | None = Non
     port = port or free_port()
     # The DSN carries the server's password: in the environment, which only this user can read,
     # not on the command line, which every local user sees in `ps`.
-    command = ["--port", str(port)]
+    args = ["--port", str(port)]
     for entry_id in sorted(naive):
-        command += ["--naive", entry_id]
+        args += ["--naive", entry_id]
     for entry_id, path in sorted((overrides or {}).items()):
-        command += ["--override", f"{entry_id}={path}"]
+        args += ["--override", f"{entry_id}={path}"]
     if pool_size is not None:
-        command += ["--pool-size", str(pool_size)]
+        args += ["--pool-size", str(pool_size)]
     if application_name:
-        command += ["--application-name", application_name]
+        args += ["--application-name", application_name]
     with tempfile.TemporaryDirectory(prefix=f"pglab-service-{owner_tag()}-") as scratch:
         log = Path(scratch) / "service.log"
-        process = spawn("pglab.lab.trial.service", command, log, env={DSN_VARIABLE: dsn, TOKEN_VARIABLE: control_token})
+        process = spawn("pglab.lab.trial.service", args, log, env={DSN_VARIABLE: dsn, TOKEN_VARIABLE: control_token})
         url = f"http://127.0.0.1:{port}"
         try:
             if while_starting:

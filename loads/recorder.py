@@ -10,7 +10,9 @@ Latency counts from the request's scheduled slot when its user is `pacing.Paced`
 omission: see that module), so a request that waited for its user to be free carries the wait.
 A streamed answer (`pacing.timed_stream`) is timed to its last chunk, and its first chunk goes to
 a histogram of its own. The offered load is bucketed by the second each slot was scheduled for;
-a request from an unpaced user was offered when it was sent.
+a request from an unpaced user was offered when it was sent. Successful answers are also counted
+by the second they arrived (`answered`): a side's throughput however late its answers, which the
+send-time buckets do not show when answers take longer than the window.
 
 A run also stops itself after PGLAB_LOAD_MAX_REQUESTS requests, whatever its shape says. It starts
 when the lab opens its gate (a file): Locust is started while the lab still asks its probes.
@@ -43,6 +45,7 @@ NEVER_SENT_ERROR = "never sent: its user still waited for an earlier answer when
 
 _buckets: Buckets = defaultdict(dict)
 _offered: dict[str, int] = defaultdict(int)  # scheduled second -> slots offered
+_answered: dict[str, int] = defaultdict(int)  # second an answer arrived -> successful answers
 _started_at: list[float] = []
 _environment: list[Environment] = []
 _seen = {"requests": 0, "stopping": False}  # this process's requests (the master counts its workers')
@@ -99,7 +102,9 @@ def _on_request(request_type: str, name: str, response_time: float, exception: E
     first_chunk_ms = (context or {}).get("first_chunk_ms")
     if first_chunk_ms is not None:
         _add(cell["first_chunk"], queued_ms + float(first_chunk_ms))
-    if exception is not None:
+    if exception is None:
+        _answered[str(int(started + response_time / 1000))] += 1
+    else:
         cell["failures"] += 1
         message = _describe(exception, kwargs.get("response"))
         cell["errors"][message] = cell["errors"].get(message, 0) + 1
@@ -144,8 +149,10 @@ def merge(into: Buckets, other: Buckets) -> None:
 def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
     data["pglab_buckets"] = dict(_buckets)
     data["pglab_offered"] = dict(_offered)
+    data["pglab_answered"] = dict(_answered)
     _buckets.clear()
     _offered.clear()
+    _answered.clear()
 
 
 def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
@@ -153,6 +160,8 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
     merge(_buckets, buckets)
     for second, count in data.get("pglab_offered", {}).items():
         _offered[second] += count
+    for second, count in data.get("pglab_answered", {}).items():
+        _answered[second] += count
     _count(sum(cell["count"] for names in buckets.values() for cell in names.values()))
 
 
@@ -187,7 +196,7 @@ def _on_quitting(environment: Environment, **kwargs: Any) -> None:
     phases = shape.phases() if shape is not None and hasattr(shape, "phases") else []
     result = {"started_at": _started_at[0] if _started_at else None, "phases": phases,
               "distributed": isinstance(environment.runner, MasterRunner), "buckets": dict(_buckets),
-              "offered": dict(_offered)}
+              "offered": dict(_offered), "answered": dict(_answered)}
     with open(path, "w", encoding="utf-8") as out:
         json.dump(result, out)
 

@@ -26,9 +26,10 @@ from pglab.lab.trial.verdict import Side, judge
 SHED = "HTTP 503 overloaded, retry later: 10 requests in flight, the limit is 10"
 
 
-def _hold(fast: int, late: int, shed: int = 0, timeouts: int = 0, seconds: float = 10) -> Summary:
+def _hold(fast: int, late: int, shed: int = 0, timeouts: int = 0, seconds: float = 10,
+          answered: int | None = None) -> Summary:
     """A hold of one endpoint: `fast` answers within the SLO, `late` ones after it, `shed` fast
-    503s and `timeouts` slow 503s."""
+    503s and `timeouts` slow 503s; `answered` arrived during it (by default, every success)."""
     histogram = {40: fast + shed, 3000: late + timeouts}
     failures = shed + timeouts
     errors = {SHED: shed} if shed else {}
@@ -36,7 +37,8 @@ def _hold(fast: int, late: int, shed: int = 0, timeouts: int = 0, seconds: float
         errors["HTTP 503 no pooled connection within 5 s"] = timeouts
     requests = fast + late + shed + timeouts
     return Summary(requests=requests, failures=failures, seconds=seconds, histogram=histogram, errors=errors,
-                   endpoints={"GET /x": {"requests": requests, "failures": failures, "histogram": histogram}})
+                   endpoints={"GET /x": {"requests": requests, "failures": failures, "histogram": histogram}},
+                   answered=fast + late if answered is None else answered)
 
 
 def test_goodput_counts_only_successes_within_the_slo() -> None:
@@ -71,7 +73,7 @@ def _side(hold: Summary, sheds: bool = True, detections: tuple[str, ...] = ()) -
     return Side(requests=hold.requests, failures=hold.failures, rps=hold.rps, p50_ms=hold.p(0.5),
                 p95_ms=hold.p(0.95), p99_ms=hold.p(0.99), lost_updates=0, invariants=checks,
                 detections=list(detections), offered_rps=hold.requests / hold.seconds,
-                achieved_rps=hold.achieved_rps, answers=[{"probe": "GET /x", "status": 200, "body": []}],
+                achieved_rps=hold.achieved_rps, answered_rps=hold.answered_rps, answers=[{"probe": "GET /x", "status": 200, "body": []}],
                 sheds_load=sheds, shed=invariants.shed_requests(hold, limits),
                 goodput_range=invariants.goodput_bounds(hold, 250))
 
@@ -92,6 +94,15 @@ def test_a_shedding_fix_is_judged_on_goodput_against_the_measured_capacity(fixed
                             _side(fixed))
     assert outcome == expected, reason
     assert why in reason
+
+
+def test_the_capacity_is_the_answers_that_arrived_in_the_hold_not_those_sent_in_it() -> None:
+    """The naive side's answers take seconds: of the requests it sent in the hold, those sent
+    late were answered after it. Its throughput is the 120 answers a second that arrived during
+    the hold; against that, 85 a second in time is under 80 %."""
+    naive = _side(_hold(fast=20, late=880, answered=1200), detections=("no_load_shedding",))
+    outcome, reason = judge("no_load_shedding", PREDICTED, naive, _side(_hold(fast=850, late=0, shed=350)))
+    assert outcome == "not_cured" and "120.0 req/s the service completed" in reason
 
 
 def test_without_sheds_load_a_shedding_fix_is_not_cured() -> None:

@@ -102,13 +102,13 @@ class Caller(Paced, HttpUser):
 
 
 class Shape(WarmRampHold):
-    users = 1
+    users = {users}
 '''
 
 
-def write_profile(directory: Path, rate: float, call: str) -> Path:
+def write_profile(directory: Path, rate: float, call: str, users: int = 1) -> Path:
     path = directory / "profile.py"
-    path.write_text(PROFILE.format(rate=rate, call=call), encoding="utf-8")
+    path.write_text(PROFILE.format(rate=rate, call=call, users=users), encoding="utf-8")
     return path
 
 
@@ -136,6 +136,19 @@ def test_latency_counts_from_the_schedule_so_queueing_shows(tmp_path: Path, work
     seconds = sorted(int(second) for second, names in result.buckets.items() if "GET /slow" in names)
     late = [result.summary(second, second + 1).endpoint_p("GET /slow", 0.5) for second in seconds]
     assert late[-1] > late[0]  # the queue, hence the latency of what was answered, grows through the run
+
+
+def test_answers_are_counted_when_they_arrive_so_a_queue_does_not_hide_throughput(tmp_path: Path) -> None:
+    """Twelve users wait in line for a server that answers 10 a second, one at a time, so an answer
+    comes about 1.2 s after its request was sent. Counted by when they were sent, the requests sent
+    in the hold's last second or so are answered after it and missing; counted by when they
+    arrived, the hold's answers are the server's throughput, which is the capacity a shedding fix
+    is judged against."""
+    profile = write_profile(tmp_path, 2, 'self.client.get("/slow", name="/slow")', users=12)
+    with local_server(HTTPServer(("127.0.0.1", 0), Sleeper)) as url:
+        hold = run_load(profile, url, duration=6, sample={}).hold()
+    assert hold.answered_rps == pytest.approx(1 / SERVICE_SECONDS, rel=0.15)
+    assert hold.achieved_rps < 0.9 * hold.answered_rps
 
 
 def test_capacity_is_what_closed_loop_clients_get_answered() -> None:
@@ -183,14 +196,10 @@ class Clock(BaseHTTPRequestHandler):
         pass
 
 
-SPREAD_PROFILE = PROFILE.replace("users = 1", "users = 40")
-
-
 def test_paced_users_started_together_arrive_spread_over_their_period(tmp_path: Path) -> None:
     """40 users started in the same instant, 2 requests a second each: 80 a second, spread
     evenly, is 4 per 50 ms. In lockstep they would arrive as 40 at once every half second."""
-    profile = tmp_path / "profile.py"
-    profile.write_text(SPREAD_PROFILE.format(rate=2, call='self.client.get("/now", name="/now")'), encoding="utf-8")
+    profile = write_profile(tmp_path, 2, 'self.client.get("/now", name="/now")', users=40)
     Clock.arrivals = []
     with local_server(ThreadingHTTPServer(("127.0.0.1", 0), Clock)) as url:
         result = run_load(profile, url, duration=6, sample={})
@@ -241,9 +250,8 @@ def test_no_request_is_sent_before_its_slot(tmp_path: Path) -> None:
     user starts, it is counted in the second the user started while its slot is offered in the
     second the slot falls in: the hold's first second then offers a request answered before it, and
     a fix that answers everything looks as if it had done less work than it was offered."""
-    profile = tmp_path / "profile.py"
     call = 'self.client.get("/now", name="/now", headers={"X-Slot": repr(self._slot)})'
-    profile.write_text(SPREAD_PROFILE.format(rate=1, call=call), encoding="utf-8")
+    profile = write_profile(tmp_path, 1, call, users=40)
     SlotClock.early = []
     with local_server(ThreadingHTTPServer(("127.0.0.1", 0), SlotClock)) as url:
         result = run_load(profile, url, duration=6, sample={})

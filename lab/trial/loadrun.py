@@ -94,6 +94,7 @@ class Summary:
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     offered: int = 0
+    answered: int = 0  # successful answers that arrived in the window, whenever they were sent
 
     @property
     def rps(self) -> float:
@@ -108,6 +109,13 @@ class Summary:
     def achieved_rps(self) -> float:
         """Requests per second answered without failure (goodput)."""
         return (self.requests - self.failures) / self.seconds if self.seconds else 0.0
+
+    @property
+    def answered_rps(self) -> float:
+        """Successful answers a second that arrived in the window: the service's throughput, late
+        answers included. A saturated side's answers each take seconds, so the requests sent in
+        a window and answered are fewer than the answers it gave in that window."""
+        return self.answered / self.seconds if self.seconds else 0.0
 
     @property
     def error_rate(self) -> float:
@@ -144,6 +152,7 @@ class LoadResult:
     buckets: dict[str, dict[str, dict[str, Any]]]
     distributed: bool = False
     offered: dict[str, int] = field(default_factory=dict)  # scheduled second -> slots offered
+    answered: dict[str, int] = field(default_factory=dict)  # second an answer arrived -> successful answers
 
     def phase(self, name: str) -> tuple[float, float]:
         for phase in self.phases:
@@ -179,7 +188,8 @@ class LoadResult:
         return Summary(requests=sum(e["requests"] for e in endpoints.values()),
                        failures=sum(e["failures"] for e in endpoints.values()),
                        seconds=seconds, histogram=histogram, endpoints=endpoints, errors=errors,
-                       offered=sum(count for second, count in self.offered.items() if inside(second)))
+                       offered=sum(count for second, count in self.offered.items() if inside(second)),
+                       answered=sum(count for second, count in self.answered.items() if inside(second)))
 
     def hold(self) -> Summary:
         """The hold's whole seconds only: a second cut by its start also holds ramp traffic."""
@@ -209,7 +219,8 @@ class LoadResult:
     def read(cls, path: Path) -> LoadResult:
         data = json.loads(path.read_text(encoding="utf-8"))
         return cls(started_at=float(data["started_at"] or 0.0), phases=data["phases"], buckets=data["buckets"],
-                   distributed=bool(data.get("distributed")), offered=dict(data.get("offered", {})))
+                   distributed=bool(data.get("distributed")), offered=dict(data.get("offered", {})),
+                   answered=dict(data.get("answered", {})))
 
 
 def spawn(module: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

@@ -201,6 +201,7 @@ class LabRun:
                     p99_ms=predicted_p99(hold_summary, paths.endpoints(self.entry_id)),
                     lost_updates=lost, invariants=checks, detections=sorted(detections),
                     offered_rps=hold_summary.offered_rps, achieved_rps=hold_summary.achieved_rps,
+                    answered_rps=hold_summary.answered_rps,
                     fixes_in_effect=baseline.fixes_in_effect(self.entry_id, fixed), indexes=indexes,
                     answers=answers,
                     detector_evidence=list(detections.values()), timeline=timeline(load, sampler),

@@ -17,9 +17,10 @@ with 503 and Retry-After) cannot complete the work it was offered, by design; fo
 shed, not errors, and "the same work" becomes: the fixed side's goodput (successful answers
 within the SLO per second, counted at its floor) is above the naive side's (counted at its
 ceiling), and at least CAPACITY_SHARE of the service's capacity, measured in the same run as the
-most successful answers per second either side completed, late or not (the naive side, working
-flat out, shows it). So shedding must raise the useful work, not merely turn slow answers into
-fast errors, and a limit that sheds what the service could have served is not a cure.
+most successful answers per second either side completed, late or not, counted when they
+arrived (the naive side, working flat out, shows it). So shedding must raise the useful work, not
+merely turn slow answers into fast errors, and a limit that sheds what the service could have
+served is not a cure.
 
 Otherwise `not_reproduced` (the naive side did not show the predicted harm, or its detector stayed
 silent), `not_equivalent` (the answers differ), or `not_cured`; the reason says which rule failed,
@@ -59,7 +60,8 @@ class Side:
     invariants: dict[str, invariants.Check]
     detections: list[str]
     offered_rps: float = 0.0  # what the load's schedule asked for
-    achieved_rps: float = 0.0  # answered without failure: the goodput
+    achieved_rps: float = 0.0  # requests sent in the hold and answered without failure
+    answered_rps: float = 0.0  # successful answers that arrived during the hold, however late: the throughput
     fixes_in_effect: list[str] = field(default_factory=list)
     indexes: list[str] = field(default_factory=list)  # the lab tables' index definitions during the side
     answers: list[Any] = field(default_factory=list)  # the probes' statuses and bodies, then the rows digest
@@ -86,6 +88,7 @@ class Side:
                 "invariants": {name: check.as_json() for name, check in self.invariants.items()},
                 "detections": self.detections, "fixes_in_effect": self.fixes_in_effect, "indexes": self.indexes,
                 "offered_rps": round(self.offered_rps, 1), "achieved_rps": round(self.achieved_rps, 1),
+                "answered_rps": round(self.answered_rps, 1),
                 "detector_evidence": self.detector_evidence, "timeline": self.timeline,
                 "detector_timeline": self.detector_timeline, "peak_backends": self.peak_backends,
                 "errors": self.errors, "notes": self.notes, "shed": self.shed,
@@ -202,7 +205,9 @@ def shedding_shortfall(naive: Side, fixed: Side) -> str:
     if fixed_floor <= naive_ceiling:
         return (f"the fixed side answered {fixed_floor:.1f} req/s within the SLO, no more than the naive side's"
                 f" {naive_ceiling:.1f}: shedding did not raise the useful work")
-    capacity = max(naive.achieved_rps, fixed.achieved_rps)
+    # Counted when the answers arrived: the naive side's take seconds, and counted by when they were
+    # sent, those sent late in the hold and answered after it would be missing from its throughput.
+    capacity = max(naive.answered_rps, fixed.answered_rps)
     if fixed_floor < CAPACITY_SHARE * capacity:
         return (f"the fixed side answered {fixed_floor:.1f} req/s within the SLO, less than {CAPACITY_SHARE:.0%} of"
                 f" the {capacity:.1f} req/s the service completed in this run: it sheds work it could do")

@@ -73,7 +73,8 @@ def _side(hold: Summary, sheds: bool = True, detections: tuple[str, ...] = ()) -
     return Side(requests=hold.requests, failures=hold.failures, rps=hold.rps, p50_ms=hold.p(0.5),
                 p95_ms=hold.p(0.95), p99_ms=hold.p(0.99), lost_updates=0, invariants=checks,
                 detections=list(detections), offered_rps=hold.requests / hold.seconds,
-                achieved_rps=hold.achieved_rps, answered_rps=hold.answered_rps, answers=[{"probe": "GET /x", "status": 200, "body": []}],
+                achieved_rps=hold.achieved_rps, answered_rps=hold.answered_rps,
+                answers=[{"probe": "GET /x", "status": 200, "body": []}],
                 sheds_load=sheds, shed=invariants.shed_requests(hold, limits),
                 goodput_range=invariants.goodput_bounds(hold, 250))
 

@@ -138,17 +138,23 @@ def test_latency_counts_from_the_schedule_so_queueing_shows(tmp_path: Path, work
     assert late[-1] > late[0]  # the queue, hence the latency of what was answered, grows through the run
 
 
+class QueueingServer(HTTPServer):
+    """One request at a time, with room in its listen queue for every waiting user (the default
+    of 5 makes the kernel drop the rest's connection attempts, to be retried a second or more later)."""
+
+    request_queue_size = 64
+
+
 def test_answers_are_counted_when_they_arrive_so_a_queue_does_not_hide_throughput(tmp_path: Path) -> None:
-    """Twelve users wait in line for a server that answers 10 a second, one at a time, so an answer
-    comes about 1.2 s after its request was sent. Counted by when they were sent, the requests sent
-    in the hold's last second or so are answered after it and missing; counted by when they
-    arrived, the hold's answers are the server's throughput, which is the capacity a shedding fix
-    is judged against."""
-    profile = write_profile(tmp_path, 2, 'self.client.get("/slow", name="/slow")', users=12)
-    with local_server(HTTPServer(("127.0.0.1", 0), Sleeper)) as url:
+    """Forty users wait in line for a server that answers 10 a second, one at a time, so an answer
+    comes about 4 s after its request was sent. Counted by when they were sent, most requests sent
+    in the hold are answered after it and missing; counted by when they arrived, the hold's answers
+    are the server's throughput, which is the capacity a shedding fix is judged against."""
+    profile = write_profile(tmp_path, 1, 'self.client.get("/slow", name="/slow")', users=40)
+    with local_server(QueueingServer(("127.0.0.1", 0), Sleeper)) as url:
         hold = run_load(profile, url, duration=6, sample={}).hold()
     assert hold.answered_rps == pytest.approx(1 / SERVICE_SECONDS, rel=0.15)
-    assert hold.achieved_rps < 0.9 * hold.answered_rps
+    assert hold.achieved_rps < 0.6 * hold.answered_rps
 
 
 def test_capacity_is_what_closed_loop_clients_get_answered() -> None:

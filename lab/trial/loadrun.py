@@ -168,6 +168,9 @@ class LoadResult:
         def inside(second: str) -> bool:
             return not ((first is not None and int(second) < first) or (last is not None and int(second) >= last))
 
+        def within(counts: dict[str, int]) -> int:
+            return sum(count for second, count in counts.items() if inside(second))
+
         histogram: dict[int, int] = {}
         endpoints: dict[str, dict[str, Any]] = {}
         errors: dict[str, int] = {}
@@ -188,8 +191,7 @@ class LoadResult:
         return Summary(requests=sum(e["requests"] for e in endpoints.values()),
                        failures=sum(e["failures"] for e in endpoints.values()),
                        seconds=seconds, histogram=histogram, endpoints=endpoints, errors=errors,
-                       offered=sum(count for second, count in self.offered.items() if inside(second)),
-                       answered=sum(count for second, count in self.answered.items() if inside(second)))
+                       offered=within(self.offered), answered=within(self.answered))
 
     def hold(self) -> Summary:
         """The hold's whole seconds only: a second cut by its start also holds ramp traffic."""

@@ -205,8 +205,6 @@ def shedding_shortfall(naive: Side, fixed: Side) -> str:
     if fixed_floor <= naive_ceiling:
         return (f"the fixed side answered {fixed_floor:.1f} req/s within the SLO, no more than the naive side's"
                 f" {naive_ceiling:.1f}: shedding did not raise the useful work")
-    # Counted when the answers arrived: the naive side's take seconds, and counted by when they were
-    # sent, those sent late in the hold and answered after it would be missing from its throughput.
     capacity = max(naive.answered_rps, fixed.answered_rps)
     if fixed_floor < CAPACITY_SHARE * capacity:
         return (f"the fixed side answered {fixed_floor:.1f} req/s within the SLO, less than {CAPACITY_SHARE:.0%} of"

@@ -150,6 +150,11 @@ def _as_from_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _scratch_of(pid: int) -> list[Path]:
+    root = Path(tempfile.gettempdir())
+    return [*root.glob(f"pglab-service-{pid}-*"), *root.glob(f"pglab-load-{pid}-*")]
+
+
 def _lab_under_load(marker: str) -> tuple[subprocess.Popen[str], list[Path]]:
     """A `pglab lab run` whose processes carry `marker`, once its service and Locust are up; and
     their scratch directories."""
@@ -161,11 +166,10 @@ def _lab_under_load(marker: str) -> tuple[subprocess.Popen[str], list[Path]]:
     while len(_processes_with(marker)) < 4 and time.monotonic() < deadline:  # lab, keeper, service, locust
         time.sleep(0.5)
     assert len(_processes_with(marker)) >= 4, run.communicate(timeout=60)
-    root = Path(tempfile.gettempdir())
+    # Locust's directory is made first, the service's just after, once Locust is spawned: wait for both.
     deadline = time.monotonic() + 30
-    while not list(root.glob(f"pglab-load-{run.pid}-*")) and time.monotonic() < deadline:
+    while len(scratch := _scratch_of(run.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-    scratch = [*root.glob(f"pglab-service-{run.pid}-*"), *root.glob(f"pglab-load-{run.pid}-*")]
     assert len(scratch) == 2, "the service's and the load's scratch directories are named after the lab run"
     return run, scratch
 

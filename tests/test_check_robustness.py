@@ -184,6 +184,25 @@ def test_check_imports_only_what_it_needs(tmp_path: Path) -> None:
                                                                "pglab.lab.postgres", "pglab.lab.plugin"))]
 
 
+PIPED_TEXT = """
+import sys
+from pglab.lab.cli import main
+main(["check", "--no-cache", sys.argv[1]])
+print(" ".join(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def test_text_to_a_pipe_imports_no_rich_even_for_a_bracket(tmp_path: Path) -> None:
+    """Piped text output is laid out without rich, also when a finding's source line holds a `[`
+    (an array subscript), which rich's markup would have to escape."""
+    (tmp_path / "q.sql").write_text("SELECT * FROM orders WHERE tags[1] = 'x' ORDER BY created_at DESC;\n")
+    plain = {name: value for name, value in os.environ.items() if name not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    result = subprocess.run([sys.executable, "-c", PIPED_TEXT, str(tmp_path / "q.sql")], capture_output=True,
+                            text=True, timeout=60, env=plain)
+    assert "tags[1] = 'x'" in result.stdout, result.stderr[-2000:]
+    assert not [name for name in result.stderr.split() if name == "rich" or name.startswith("rich.")]
+
+
 def _summary(result) -> tuple:  # type: ignore[no-untyped-def]
     return ([finding.as_json() for finding in result.findings], [d.as_json() for d in result.diagnostics],
             result.statements, result.files)

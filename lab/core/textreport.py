@@ -30,10 +30,6 @@ def _position(finding: Finding | Diagnostic) -> str:
     return f"{finding.line}:{finding.column or 1}"
 
 
-# A tag as rich.markup reads one, with the backslashes before it (rich's `escape` pattern).
-_OPEN_TAG = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
-
-
 def _escaped(text: str) -> str:
     """What rich.markup's `escape` returns, without importing it: that import (rich.markup pulls in
     rich's emoji table and more) cost ~9 ms of every run whose findings show a `[`, an array
@@ -41,12 +37,13 @@ def _escaped(text: str) -> str:
     doubled; a lone trailing backslash is doubled too. Most texts have neither `[` nor `\\`."""
     if "[" not in text and "\\" not in text:
         return text
-    text = _OPEN_TAG.sub(_escape_tag, text)
+    text = _Plain._TAG.sub(_escape_tag, text)  # the tags rich.markup reads, with the backslashes before them
     return text + "\\" if text.endswith("\\") and not text.endswith("\\\\") else text
 
 
 def _escape_tag(match: re.Match[str]) -> str:
-    return f"{match.group(1) * 2}\\{match.group(2)}"
+    backslashes = match.group(1)
+    return f"{backslashes * 2}\\{match.group(0)[len(backslashes):]}"
 
 
 def render_text(findings: Sequence[Finding], diagnostics: Sequence[Diagnostic], summary: dict[str, Any],
